@@ -1,0 +1,190 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { fetchAccessToken, generateClientKey, readClientFile, writeClientFile, type ClientKeyAlg } from '../auth/client-file.ts';
+import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, type ClientRecord } from '../auth/clients.ts';
+import { listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
+import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
+import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
+import { loadConfig, type HubConfig } from '../core/config.ts';
+import { HubError, StartupError } from '../core/errors.ts';
+import { createDepartment, listDepartments } from '../directory/departments.ts';
+import { openDatabase, type Db } from '../db/index.ts';
+import { migrateDatabase } from '../db/migrate.ts';
+import { seedDemo } from '../db/seeds/demo.ts';
+
+/** JSON on stdout; logs and errors on stderr (API-CONTRACT.md). */
+function out(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+let config: HubConfig | undefined;
+function cfg(): HubConfig {
+  config ??= loadConfig();
+  return config;
+}
+
+/**
+ * Opens the configured database for one command. The embedded database is locked by a running hub; the lock's
+ * message says so plainly, and names DATABASE_URL as the way to share a database between processes.
+ */
+async function withDb<T>(fn: (db: Db) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  const c = cfg();
+  const database = await openDatabase({ databaseUrl: c.databaseUrl, dataDir: c.dataDir, poolSize: 2 });
+  try {
+    if (options.migrate || database.driver === 'pglite') await migrateDatabase(database);
+    return await fn(database.db);
+  } finally {
+    await database.close();
+  }
+}
+
+function masterKeyFor(db: Db): Promise<Buffer> {
+  const key = resolveMasterKey(cfg().masterKey, cfg().dataDir);
+  return checkMasterKey(db, key).then(() => key);
+}
+
+function clientView(c: ClientRecord) {
+  return {
+    client_id: c.clientId,
+    name: c.name,
+    department: c.department,
+    roles: c.roles,
+    status: c.status,
+    created_at: c.createdAt.toISOString(),
+    keys: c.keys.map((k) => ({ kid: k.kid, alg: k.alg, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
+  };
+}
+
+function writeNewClientFile(file: string, clientId: string, jwk: Awaited<ReturnType<typeof generateClientKey>>['privateJwk']): void {
+  if (fs.existsSync(file)) throw new StartupError(`--key-out: ${file} exists; choose another file (a client file is never overwritten)`);
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  writeClientFile(file, { client_id: clientId, jwk, token_endpoint: `${cfg().issuer}/oauth/token` });
+}
+
+const program = new Command('hub').description('the data-sharing exchange and e-licence hub').showHelpAfterError();
+
+program
+  .command('migrate')
+  .description('apply migrations to DATABASE_URL, or to the embedded database')
+  .action(async () => {
+    await withDb(async () => undefined, { migrate: true });
+    out({ migrated: true });
+  });
+
+program
+  .command('seed')
+  .description('load seed data')
+  .option('--demo', 'the demo departments and clients')
+  .action(async (opts: { demo?: boolean }) => {
+    if (!opts.demo) throw new StartupError('seed: say which seed, e.g. --demo');
+    const report = await withDb((db) => seedDemo(db, { clientDir: cfg().dataDir, tokenEndpoint: `${cfg().issuer}/oauth/token` }));
+    out(report);
+  });
+
+const departments = program.command('departments').description('departments (部门), named by 统一社会信用代码');
+departments
+  .command('create')
+  .requiredOption('--code <uscc>', '统一社会信用代码')
+  .requiredOption('--name <name>', 'name')
+  .requiredOption('--region <code>', '6-digit 行政区划代码')
+  .addOption(new Option('--level <level>', 'administrative level').choices(['PROVINCE', 'CITY', 'COUNTY']).makeOptionMandatory())
+  .action(async (opts: { code: string; name: string; region: string; level: string }) => {
+    out(await withDb((db) => createDepartment(db, opts)));
+  });
+departments.command('list').action(async () => out(await withDb((db) => listDepartments(db))));
+
+const clients = program.command('clients').description('client systems and their keys');
+clients
+  .command('create')
+  .requiredOption('--name <name>', 'the client system')
+  .requiredOption('--department <uscc>', 'its department')
+  .requiredOption('--roles <roles>', 'comma-separated: consumer,provider,issuer,auditor,admin')
+  .requiredOption('--key-out <file>', 'where to write the client file with the new private key (mode 0600)')
+  .addOption(new Option('--alg <alg>', 'key algorithm').choices(['ES256', 'EdDSA']).default('ES256'))
+  .action(async (opts: { name: string; department: string; roles: string; keyOut: string; alg: ClientKeyAlg }) => {
+    if (fs.existsSync(opts.keyOut)) throw new StartupError(`--key-out: ${opts.keyOut} exists; choose another file`);
+    const { privateJwk, publicJwk } = await generateClientKey(opts.alg);
+    const client = await withDb((db) => createClient(db, { name: opts.name, department: opts.department, roles: opts.roles.split(','), jwk: publicJwk }));
+    writeNewClientFile(opts.keyOut, client.clientId, privateJwk);
+    out({ client_id: client.clientId });
+  });
+clients
+  .command('list')
+  .option('--department <uscc>')
+  .action(async (opts: { department?: string }) => {
+    out((await withDb((db) => listClients(db, opts.department ? { department: opts.department } : {}))).map(clientView));
+  });
+clients
+  .command('disable <clientId>')
+  .requiredOption('--reason <text>', 'why, for the record')
+  .action(async (clientId: string, opts: { reason: string }) => out(clientView(await withDb((db) => disableClient(db, clientId, opts.reason)))));
+clients.command('enable <clientId>').action(async (clientId: string) => out(clientView(await withDb((db) => enableClient(db, clientId)))));
+clients
+  .command('rotate-key <clientId>')
+  .description('replace a client\'s key with a new one; the old keys are revoked unless --keep-old')
+  .requiredOption('--key-out <file>', 'where to write the new client file')
+  .option('--keep-old', 'keep the old keys working (roll over without downtime; revoke them later)')
+  .addOption(new Option('--alg <alg>').choices(['ES256', 'EdDSA']).default('ES256'))
+  .action(async (clientId: string, opts: { keyOut: string; keepOld?: boolean; alg: ClientKeyAlg }) => {
+    if (fs.existsSync(opts.keyOut)) throw new StartupError(`--key-out: ${opts.keyOut} exists; choose another file`);
+    const { privateJwk, publicJwk } = await generateClientKey(opts.alg);
+    const client = await withDb((db) => addClientKey(db, clientId, publicJwk, { replace: !opts.keepOld }));
+    writeNewClientFile(opts.keyOut, clientId, privateJwk);
+    out(clientView(client));
+  });
+clients
+  .command('add-key <clientId>')
+  .description('register a public JWK the client made itself')
+  .requiredOption('--jwk <file>', 'the public JWK (JSON)')
+  .option('--replace', 'revoke the client\'s other keys')
+  .action(async (clientId: string, opts: { jwk: string; replace?: boolean }) => {
+    const jwk = JSON.parse(fs.readFileSync(opts.jwk, 'utf8')) as unknown;
+    out(clientView(await withDb((db) => addClientKey(db, clientId, jwk, { replace: Boolean(opts.replace) }))));
+  });
+clients
+  .command('revoke-key <clientId> <kid>')
+  .action(async (clientId: string, kid: string) => out(clientView(await withDb((db) => revokeClientKey(db, clientId, kid)))));
+
+program
+  .command('token')
+  .description('print an access token from the running hub for a client file')
+  .requiredOption('--key <file>', 'the client file')
+  .option('--url <url>', 'the hub (default: the client file\'s token endpoint, else HUB_ISSUER)')
+  .option('--scope <roles>', 'space-separated roles to narrow the token to')
+  .option('--json', 'print the whole token response')
+  .action(async (opts: { key: string; url?: string; scope?: string; json?: boolean }) => {
+    const file = readClientFile(opts.key);
+    const endpoint = opts.url ? `${opts.url.replace(/\/+$/, '')}/oauth/token` : (file.token_endpoint ?? `${cfg().issuer}/oauth/token`);
+    const token = await fetchAccessToken(file, endpoint, opts.scope);
+    if (opts.json) out(token);
+    else process.stdout.write(`${token.access_token}\n`);
+  });
+
+const keys = program.command('keys').description('the hub\'s own signing keys');
+keys.command('list').action(async () => out(await withDb((db) => listHubKeys(db))));
+keys
+  .command('rotate')
+  .description('a new key signs from now on; the previous one keeps verifying what it signed')
+  .addOption(new Option('--purpose <purpose>').choices([...HUB_KEY_PURPOSES]).default('token'))
+  .action(async (opts: { purpose: HubKeyPurpose }) => {
+    out(await withDb(async (db) => rotateHubKey(db, await masterKeyFor(db), opts.purpose)));
+  });
+keys
+  .command('retire <kid>')
+  .description('end a superseded key at once (after a compromise): what it signed stops verifying')
+  .action(async (kid: string) => {
+    await withDb((db) => retireHubKey(db, kid));
+    out({ retired: kid });
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof HubError) {
+    process.stderr.write(`hub: ${error.code}: ${error.message}\n`);
+  } else if (error instanceof StartupError) {
+    process.stderr.write(`hub: ${error.message}\n`);
+  } else {
+    process.stderr.write(`hub: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

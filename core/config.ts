@@ -1,0 +1,102 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { StartupError } from './errors.ts';
+
+/** Turns '' into undefined: an empty variable counts as absent (API-CONTRACT.md). */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const envSchema = z.object({
+  NODE_ENV: optional(z.enum(['development', 'production', 'test'])),
+  DATABASE_URL: optional(url(['postgres:', 'postgresql:'])),
+  REDIS_URL: optional(url(['redis:', 'rediss:'])),
+  PORT: optional(z.coerce.number().int().min(0).max(65535)),
+  HUB_HOST: optional(z.string()),
+  HUB_ISSUER: optional(url(['http:', 'https:'])),
+  HUB_DATA_DIR: optional(z.string()),
+  HUB_MASTER_KEY: optional(
+    z.string().refine((v) => decodeMasterKey(v) !== null, 'must be 32 bytes as 64 hex characters or base64'),
+  ),
+  HUB_LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
+  HUB_DB_POOL_SIZE: optional(z.coerce.number().int().min(1).max(500)),
+  HUB_REQUIRE_SERVICES: optional(z.enum(['0', '1'])),
+});
+
+export interface HubConfig {
+  env: 'development' | 'production' | 'test';
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  port: number;
+  host: string;
+  /** Public base URL; the OAuth issuer and the audience of client assertions. */
+  issuer: string;
+  dataDir: string;
+  /** 32 bytes, or undefined: then the embedded default keeps one in dataDir. */
+  masterKey: Buffer | undefined;
+  logLevel: string;
+  dbPoolSize: number;
+}
+
+export function decodeMasterKey(value: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) {
+    const b = Buffer.from(value, 'base64');
+    if (b.length === 32) return b;
+  }
+  return null;
+}
+
+/**
+ * Reads and validates the environment once. A wrong value throws a StartupError whose message is one line naming
+ * the variable, e.g. `PORT: must be a number from 0 to 65535 (got "abc")`.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    const raw = env[name];
+    const shown = name === 'HUB_MASTER_KEY' || name === 'DATABASE_URL' || name === 'REDIS_URL' ? '' : ` (got ${JSON.stringify(raw)})`;
+    throw new StartupError(`${name}: ${describeIssue(issue)}${shown}`);
+  }
+  const e = parsed.data;
+  const nodeEnv = e.NODE_ENV ?? 'development';
+  if (nodeEnv === 'production' && e.DATABASE_URL && !e.HUB_MASTER_KEY) {
+    throw new StartupError('HUB_MASTER_KEY: required when DATABASE_URL is set and NODE_ENV=production');
+  }
+  const port = e.PORT ?? 4000;
+  return {
+    env: nodeEnv,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    port,
+    host: e.HUB_HOST ?? '0.0.0.0',
+    issuer: (e.HUB_ISSUER ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    dataDir: path.resolve(e.HUB_DATA_DIR ?? '.hub'),
+    masterKey: e.HUB_MASTER_KEY ? decodeMasterKey(e.HUB_MASTER_KEY)! : undefined,
+    logLevel: e.HUB_LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
+    dbPoolSize: e.HUB_DB_POOL_SIZE ?? 20,
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
+    case 'too_small':
+    case 'too_big':
+    case 'invalid_type':
+      return issue.path[0] === 'PORT' ? 'must be a number from 0 to 65535' : issue.message;
+    default:
+      return issue.message;
+  }
+}

@@ -1,0 +1,140 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql, type SQL } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { PoolClient } from 'pg';
+import type { Logger } from '../core/logger.ts';
+import { acquireDataDirLock, type DataDirLock } from './lock.ts';
+import * as schema from './schema.ts';
+
+export { schema };
+export type Schema = typeof schema;
+
+/** The one database handle type: the same for node-postgres and PGlite, and for a transaction of either. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+export interface Database {
+  db: Db;
+  driver: 'pg' | 'pglite';
+  /** The connection URL (pg only), for work that needs its own session, such as migrations. */
+  url?: string;
+  /** Subscribes to a NOTIFY channel; the returned function unsubscribes. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  databaseUrl?: string | undefined;
+  /** For the embedded driver: the directory, or 'memory://' for a throw-away database. */
+  dataDir?: string;
+  poolSize?: number;
+  logger?: Logger;
+}
+
+/**
+ * Opens PostgreSQL through node-postgres when a URL is given, else embedded PGlite in dataDir (locked, so a second
+ * process is refused rather than silently diverging).
+ */
+export async function openDatabase(options: OpenOptions): Promise<Database> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 20, options.logger);
+  return openPglite(options.dataDir ?? '.hub');
+}
+
+/** int8 as a JS number (ids and counts stay far below 2^53), numeric as string: the same from both drivers. */
+const INT8 = 20;
+/** bytea as a Buffer from both (PGlite would give a bare Uint8Array). */
+const BYTEA = 17;
+const parseBytea = (v: string) => Buffer.from(v.startsWith('\\x') ? v.slice(2) : v, 'hex');
+
+async function openPostgres(url: string, poolSize: number, logger?: Logger): Promise<Database> {
+  const pg = (await import('pg')).default;
+  const { drizzle } = await import('drizzle-orm/node-postgres');
+  pg.types.setTypeParser(INT8, (v: string) => Number(v));
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'hub' });
+  pool.on('error', (err) => logger?.error({ err }, 'idle database connection failed'));
+  const db = drizzle(pool, { schema }) as unknown as Db;
+  const listeners = new Map<string, Set<(p: string) => void>>();
+  let listenClient: PoolClient | undefined;
+
+  return {
+    db,
+    driver: 'pg',
+    url,
+    async listen(channel, onPayload) {
+      if (!listenClient) {
+        listenClient = await pool.connect();
+        listenClient.on('notification', (msg) => {
+          for (const cb of listeners.get(msg.channel) ?? []) cb(msg.payload ?? '');
+        });
+      }
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        await listenClient.query(`LISTEN "${channel.replace(/"/g, '')}"`);
+      }
+      set.add(onPayload);
+      return async () => {
+        set.delete(onPayload);
+      };
+    },
+    async close() {
+      listenClient?.release();
+      listenClient = undefined;
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const memory = dataDir.startsWith('memory://');
+  let lock: DataDirLock | undefined;
+  if (!memory) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    lock = acquireDataDirLock(dataDir);
+  }
+  try {
+    const client = await PGlite.create(memory ? undefined : path.join(dataDir, 'pgdata'), {
+      extensions: { pg_trgm },
+      parsers: { [INT8]: (v: string) => Number(v), [BYTEA]: parseBytea },
+    });
+    const db = drizzle(client, { schema }) as unknown as Db;
+    return {
+      db,
+      driver: 'pglite',
+      async listen(channel, onPayload) {
+        const unsub = await client.listen(channel, onPayload);
+        return async () => unsub();
+      },
+      async close() {
+        await client.close();
+        lock?.release();
+      },
+    };
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+}
+
+/** Rows of a raw SQL statement, the same shape from both drivers. */
+export async function rows<T extends Record<string, unknown>>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
+}
+
+/** Sends a NOTIFY (inside the caller's transaction when given one, so it is delivered only on commit). */
+export async function notify(db: Db, channel: string, payload: string): Promise<void> {
+  await db.execute(sql`select pg_notify(${channel}, ${payload})`);
+}
+
+/** A transaction-scoped advisory lock: serialises one kind of work across every process on the database. */
+export async function advisoryXactLock(tx: Db, name: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${name}))`);
+}

@@ -1,0 +1,27 @@
+import type { Database } from './index.ts';
+import { MIGRATIONS_DIR } from './index.ts';
+
+/**
+ * Applies the committed migrations (db/migrations). Several processes may start at once against one PostgreSQL:
+ * a session advisory lock, held on the migrating connection itself, lets one migrate while the others wait and
+ * then find nothing left to do.
+ */
+export async function migrateDatabase(database: Database): Promise<void> {
+  if (database.driver === 'pglite') {
+    const { migrate } = await import('drizzle-orm/pglite/migrator');
+    await migrate(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
+    return;
+  }
+  const pg = (await import('pg')).default;
+  const { drizzle } = await import('drizzle-orm/node-postgres');
+  const { migrate } = await import('drizzle-orm/node-postgres/migrator');
+  const client = new pg.Client({ connectionString: database.url, application_name: 'hub-migrate' });
+  await client.connect();
+  try {
+    await client.query(`select pg_advisory_lock(hashtext('hub:migrate'))`);
+    await client.query(`set client_min_messages = warning`);
+    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_DIR });
+  } finally {
+    await client.end(); // ends the session, which releases the lock
+  }
+}

@@ -1,0 +1,3 @@
+/** Every room's tables, for drizzle-kit and for the typed handle. */
+export * from '../directory/schema.ts';
+export * from '../auth/schema.ts';

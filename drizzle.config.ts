@@ -1,0 +1,8 @@
+import { defineConfig } from 'drizzle-kit';
+
+export default defineConfig({
+  dialect: 'postgresql',
+  schema: ['./directory/schema.ts', './auth/schema.ts'],
+  out: './db/migrations',
+  strict: true,
+});

@@ -1,0 +1,184 @@
+import crypto from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type Request, type Response } from 'express';
+import { sql } from 'drizzle-orm';
+import { OAuthError } from '../auth/oauth.ts';
+import { HubError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { buildYoga } from './graphql.ts';
+import { createMetrics, routeLabel, type HubMetrics } from './metrics.ts';
+import type { HubServices } from './services.ts';
+
+export interface HubApp {
+  /** The node:http listener: /graphql goes straight to yoga, everything else to express. */
+  listener: RequestListener;
+  metrics: HubMetrics;
+}
+
+export interface ReadinessProbe {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface BuildAppOptions {
+  /** Extra readiness checks (Redis when configured). */
+  probes?: ReadinessProbe[];
+  graphiql?: boolean;
+  defaultMetrics?: boolean;
+}
+
+const MAX_GRAPHQL_BODY = 1024 * 1024;
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : crypto.randomUUID();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function buildApp(services: HubServices, options: BuildAppOptions = {}): HubApp {
+  const { logger, oauth, keys, database } = services;
+  const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? false });
+  const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false });
+  const probes: ReadinessProbe[] = [
+    { name: 'database', check: async () => void (await database.db.execute(sql`select 1`)) },
+    ...(options.probes ?? []),
+  ];
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/.well-known/oauth-authorization-server', (_req, res) => {
+    res.set('cache-control', 'public, max-age=300').json(oauth.metadata());
+  });
+  app.get('/.well-known/jwks.json', (_req, res) => {
+    res.set('cache-control', 'public, max-age=60').json(keys.jwks());
+  });
+  app.post('/oauth/token', express.urlencoded({ extended: false, limit: '64kb' }), async (req: Request, res: Response) => {
+    res.set('cache-control', 'no-store').set('pragma', 'no-cache');
+    if (!req.is('application/x-www-form-urlencoded')) {
+      res.status(400).json({ error: 'invalid_request', error_description: 'send the parameters as application/x-www-form-urlencoded' });
+      return;
+    }
+    const params = Object.fromEntries(
+      Object.entries((req.body ?? {}) as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]),
+    );
+    try {
+      const token = await oauth.exchange(params);
+      res.json(token);
+    } catch (error) {
+      if (error instanceof OAuthError) {
+        req.log.info({ clientId: params.client_id, error: error.error, reason: error.description }, 'token refused');
+        if (error.status === 401) res.set('www-authenticate', 'private_key_jwt');
+        res.status(error.status).json({ error: error.error, error_description: error.description });
+        return;
+      }
+      req.log.error({ err: error }, 'token endpoint failed');
+      res.status(500).json({ error: 'server_error', error_description: 'the token could not be issued' });
+    }
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (req, res) => {
+    const checks: Record<string, string> = {};
+    let ready = true;
+    await Promise.all(
+      probes.map(async (p) => {
+        try {
+          await Promise.race([p.check(), new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out')), 2000).unref())]);
+          checks[p.name] = 'ok';
+        } catch (error) {
+          ready = false;
+          checks[p.name] = 'failing';
+          req.log.warn({ err: error, probe: p.name }, 'readiness check failed');
+        }
+      }),
+    );
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found' });
+  });
+
+  const unauthenticated = (res: ServerResponse, message: string) => {
+    metrics.graphqlErrors.inc({ code: 'UNAUTHENTICATED' });
+    sendJson(res, 401, { errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }, { 'www-authenticate': 'Bearer' });
+  };
+
+  const graphql = (req: IncomingMessage, res: ServerResponse, requestId: string) => {
+    const log = logger.child({ reqId: requestId });
+    (req as IncomingMessage & { log: typeof log }).log = log;
+    if (req.method === 'GET' && options.graphiql && (req.headers.accept ?? '').includes('text/html')) {
+      void yoga.handle(req, res, { requestId, log } as never);
+      return;
+    }
+    if (Number(req.headers['content-length'] ?? 0) > MAX_GRAPHQL_BODY) {
+      sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
+      return;
+    }
+    const header = req.headers.authorization;
+    if (!header || !header.startsWith('Bearer ')) {
+      unauthenticated(res, 'an Authorization: Bearer access token is required');
+      return;
+    }
+    oauth.verifyAccessToken(header.slice(7).trim()).then(
+      (principal) => {
+        (req as IncomingMessage & { clientId?: string }).clientId = principal.clientId;
+        void yoga.handle(req, res, { principal, requestId, log });
+      },
+      (error: unknown) => {
+        if (error instanceof HubError) return unauthenticated(res, error.message);
+        log.error({ err: error }, 'access token check failed');
+        sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      },
+    );
+  };
+
+  const listener: RequestListener = (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = requestIdOf(req);
+    res.setHeader('x-request-id', requestId);
+    const q = req.url?.indexOf('?') ?? -1;
+    const pathname = q >= 0 ? req.url!.slice(0, q) : (req.url ?? '/');
+    const route = routeLabel(pathname);
+    res.once('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.httpRequests.inc({ method: req.method ?? 'GET', route, status: String(res.statusCode) });
+      metrics.httpDuration.observe({ route }, seconds);
+      logger.info(
+        {
+          reqId: requestId,
+          method: req.method,
+          path: pathname,
+          status: res.statusCode,
+          ms: Math.round(seconds * 10000) / 10,
+          clientId: (req as IncomingMessage & { clientId?: string }).clientId,
+        },
+        'request',
+      );
+    });
+    if (pathname === '/graphql') {
+      graphql(req, res, requestId);
+      return;
+    }
+    (req as IncomingMessage & { log: unknown }).log = logger.child({ reqId: requestId });
+    app(req as Request, res as Response);
+  };
+
+  return { listener, metrics };
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    log: Logger;
+  }
+}

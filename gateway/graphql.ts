@@ -1,0 +1,147 @@
+import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
+import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
+import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import * as authGraphql from '../auth/graphql.ts';
+import type { HubContext, Principal } from '../core/context.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Db } from '../db/index.ts';
+import type { HubMetrics } from './metrics.ts';
+
+/** What the node:http layer hands yoga for each request, after it authenticated the caller. */
+export interface ServerContext {
+  principal: Principal;
+  requestId: string;
+  log: Logger;
+}
+
+const baseTypeDefs = /* GraphQL */ `
+  "Arbitrary JSON (照面信息, evidence, extension data)"
+  scalar JSON
+
+  type Query {
+    "The hub's version and the time on its clock"
+    hub: HubInfo!
+  }
+
+  type HubInfo {
+    version: String!
+    time: String!
+  }
+`;
+
+function parseLiteral(ast: ValueNode): unknown {
+  switch (ast.kind) {
+    case Kind.STRING:
+    case Kind.BOOLEAN:
+      return ast.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(ast.value);
+    case Kind.OBJECT:
+      return Object.fromEntries(ast.fields.map((f) => [f.name.value, parseLiteral(f.value)]));
+    case Kind.LIST:
+      return ast.values.map(parseLiteral);
+    case Kind.NULL:
+      return null;
+    default:
+      throw new GraphQLError('variables are not allowed inside a JSON literal');
+  }
+}
+
+const JSONScalar = new GraphQLScalarType({
+  name: 'JSON',
+  serialize: (v) => v,
+  parseValue: (v) => v,
+  parseLiteral,
+});
+
+const rooms = [authGraphql];
+
+export function buildSchema() {
+  return createSchema<HubContext>({
+    typeDefs: [baseTypeDefs, ...rooms.map((r) => r.typeDefs)],
+    resolvers: [
+      {
+        JSON: JSONScalar,
+        Query: { hub: () => ({ version: process.env.npm_package_version ?? '0.1.0', time: new Date().toISOString() }) },
+      },
+      ...rooms.map((r) => r.resolvers),
+    ],
+  });
+}
+
+/** The SDL as committed in gateway/schema.graphql (a test keeps the two equal). */
+export function printHubSchema(): string {
+  return `${printSchema(buildSchema())}\n`;
+}
+
+/** Validation errors (syntax, unknown fields, depth, alias and cost limits) carry a code like every other error. */
+function useValidationCodes(): Plugin {
+  return {
+    onValidate() {
+      return ({ result, setResult }) => {
+        if (result.length === 0) return;
+        setResult(
+          result.map((e) =>
+            e.extensions?.code
+              ? e
+              : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
+          ),
+        );
+      };
+    },
+  };
+}
+
+/** Latency by operation name and errors by code, into the app's own registry. */
+function useMetrics(metrics: HubMetrics): Plugin {
+  return {
+    onExecute({ args }) {
+      const started = process.hrtime.bigint();
+      const operation = args.operationName ?? 'anonymous';
+      return {
+        onExecuteDone() {
+          metrics.graphqlDuration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
+        },
+      };
+    },
+    onResultProcess({ result }) {
+      const errors = (result as { errors?: readonly GraphQLError[] } | undefined)?.errors;
+      if (!errors) return;
+      for (const e of errors) metrics.graphqlErrors.inc({ code: String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR') });
+    },
+  };
+}
+
+export function buildYoga(options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean }): YogaServerInstance<ServerContext, HubContext> {
+  return createYoga<ServerContext, HubContext>({
+    schema: buildSchema() as never,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: options.graphiql ?? false,
+    logging: false,
+    // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
+    maskedErrors: {
+      maskError(error, message) {
+        const original = (error as GraphQLError).originalError;
+        if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
+        options.logger.error({ err: original ?? error }, 'unexpected error in a resolver');
+        return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+      },
+    },
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db }),
+    plugins: [
+      maxTokensPlugin({ n: 2000 }),
+      maxDepthPlugin({ n: 10, ignoreIntrospection: true, flattenFragments: true }),
+      maxAliasesPlugin({ n: 20 }),
+      costLimitPlugin({ maxCost: 5000 }),
+      blockFieldSuggestionsPlugin(),
+      useValidationCodes(),
+      useMetrics(options.metrics),
+    ],
+  });
+}

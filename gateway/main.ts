@@ -1,0 +1,80 @@
+import http from 'node:http';
+import path from 'node:path';
+import { loadConfig } from '../core/config.ts';
+import { StartupError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
+import { seedDemo } from '../db/seeds/demo.ts';
+import { startInlineRunner } from '../workers/inline.ts';
+import { redisConnection } from '../workers/bullmq.ts';
+import { buildApp, type ReadinessProbe } from './app.ts';
+import { openHub } from './services.ts';
+
+/**
+ * `npm start`: one gateway process. With no environment it runs the embedded default: PGlite in .hub/, migrations,
+ * hub keys, the demo, and the recurring jobs in-process.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel }, undefined);
+  const embedded = !config.databaseUrl;
+  const services = await openHub(config, logger, { migrate: embedded });
+  let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
+  if (embedded) demo = await seedDemo(services.database.db, { clientDir: config.dataDir, tokenEndpoint: services.oauth.tokenEndpoint });
+
+  const probes: ReadinessProbe[] = [];
+  const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;
+  if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
+  const runner = redis ? undefined : startInlineRunner({ db: services.database.db, logger });
+
+  const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true });
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, app.listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ port, driver: services.database.driver, redis: Boolean(redis) }, 'hub listening');
+  if (demo) printWelcome(config.issuer, port, path.relative(process.cwd(), path.join(config.dataDir, 'demo-client.json')));
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    server.close();
+    server.closeIdleConnections();
+    await runner?.stop();
+    redis?.disconnect();
+    await services.close();
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function printWelcome(issuer: string, port: number, clientFile: string): void {
+  const url = issuer || `http://localhost:${port}`;
+  process.stdout.write(`
+  The hub is running at ${url}  (embedded PostgreSQL in .hub/, demo data loaded)
+
+  Get a token for the demo approval system and ask who you are:
+
+    TOKEN=$(npx hub token --key ${clientFile})
+    curl -s ${url}/graphql -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+      -d '{"query":"{ viewer { clientId name department roles } }"}'
+
+  GraphiQL: ${url}/graphql    OAuth metadata: ${url}/.well-known/oauth-authorization-server
+
+`);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof StartupError) {
+    process.stderr.write(`hub: ${error.message}\n`);
+  } else {
+    process.stderr.write(`hub: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exit(1);
+});

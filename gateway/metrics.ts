@@ -1,0 +1,60 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per app, so tests can build several apps in one process. */
+export interface HubMetrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'route'>;
+  graphqlDuration: Histogram<'operation'>;
+  graphqlErrors: Counter<'code'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): HubMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'hub_' });
+  const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'hub_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'hub_http_request_duration_seconds',
+      help: 'HTTP request latency by route',
+      labelNames: ['route'],
+      buckets,
+      registers: [registry],
+    }),
+    graphqlDuration: new Histogram({
+      name: 'hub_graphql_operation_duration_seconds',
+      help: 'GraphQL execution latency by operation name',
+      labelNames: ['operation'],
+      buckets,
+      registers: [registry],
+    }),
+    graphqlErrors: new Counter({
+      name: 'hub_graphql_errors_total',
+      help: 'GraphQL errors by extensions.code',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+  };
+}
+
+const KNOWN_ROUTES = new Set([
+  '/graphql',
+  '/oauth/token',
+  '/.well-known/oauth-authorization-server',
+  '/.well-known/jwks.json',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+]);
+
+/** A bounded route label: unknown paths collapse so a scanner cannot blow up the label set. */
+export function routeLabel(pathname: string): string {
+  return KNOWN_ROUTES.has(pathname) ? pathname : 'other';
+}

@@ -1,0 +1,65 @@
+import { ClientCache } from '../auth/clients.ts';
+import { KeyRing, ensureHubKeys } from '../auth/keys.ts';
+import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
+import { OAuthServer } from '../auth/oauth.ts';
+import type { HubConfig } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { openDatabase, type Database } from '../db/index.ts';
+import { migrateDatabase } from '../db/migrate.ts';
+
+/** Everything a gateway or worker process shares, built once at start. */
+export interface HubServices {
+  config: HubConfig;
+  logger: Logger;
+  database: Database;
+  masterKey: Buffer;
+  keys: KeyRing;
+  clients: ClientCache;
+  oauth: OAuthServer;
+  close(): Promise<void>;
+}
+
+export interface OpenHubOptions {
+  /** Apply migrations first (the embedded default always does; PostgreSQL deployments may run `hub migrate`). */
+  migrate?: boolean;
+  /** An already open database (tests hand in one per test file). */
+  database?: Database;
+  now?: () => number;
+}
+
+/**
+ * Opens the database, checks the master key, makes sure the hub's signing keys exist, and loads the key ring and
+ * client cache. On the embedded driver the migrations run every time (they are cheap when nothing is new).
+ */
+export async function openHub(config: HubConfig, logger: Logger, options: OpenHubOptions = {}): Promise<HubServices> {
+  const database =
+    options.database ??
+    (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger }));
+  try {
+    if (options.migrate || database.driver === 'pglite') await migrateDatabase(database);
+    const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
+    await checkMasterKey(database.db, masterKey);
+    const created = await ensureHubKeys(database.db, masterKey);
+    if (created.length) logger.info({ kids: created }, 'created hub signing keys');
+    const keys = await KeyRing.open(database, masterKey, logger);
+    const clients = await ClientCache.open(database, logger);
+    const oauth = new OAuthServer({ db: database.db, keys, clients, issuer: config.issuer, ...(options.now ? { now: options.now } : {}) });
+    return {
+      config,
+      logger,
+      database,
+      masterKey,
+      keys,
+      clients,
+      oauth,
+      async close() {
+        await keys.close();
+        await clients.close();
+        if (!options.database) await database.close();
+      },
+    };
+  } catch (error) {
+    if (!options.database) await database.close();
+    throw error;
+  }
+}
