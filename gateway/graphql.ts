@@ -3,7 +3,7 @@ import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
+import { getOperationAST, GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import * as authGraphql from '../auth/graphql.ts';
 import type { HubContext, Principal } from '../core/context.ts';
@@ -79,20 +79,34 @@ export function printHubSchema(): string {
   return `${printSchema(buildSchema())}\n`;
 }
 
-/** Validation errors (syntax, unknown fields, depth, alias and cost limits) carry a code like every other error. */
-function useValidationCodes(): Plugin {
+/**
+ * HubError is a GraphQLError and passes as it is; anything else (a driver error, a bug) is logged and reaches the
+ * caller as INTERNAL_SERVER_ERROR with a generic message: never a stack, a SQL text or a secret.
+ */
+export function maskError(error: unknown, message: string, logger: Logger): GraphQLError {
+  const original = (error as GraphQLError).originalError;
+  if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
+  logger.error({ err: original ?? error }, 'unexpected error in a resolver');
+  return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/**
+ * Request errors from parsing and validation (syntax, unknown fields, depth, alias and cost limits) carry a code
+ * like every other error. Execution errors never reach here without one: maskError gives them theirs.
+ */
+function useRequestErrorCodes(): Plugin {
   return {
-    onValidate() {
-      return ({ result, setResult }) => {
-        if (result.length === 0) return;
-        setResult(
-          result.map((e) =>
-            e.extensions?.code
-              ? e
-              : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
-          ),
-        );
-      };
+    onResultProcess({ result, setResult }) {
+      const r = result as { errors?: readonly GraphQLError[]; data?: unknown } | undefined;
+      if (!r?.errors || r.errors.every((e) => e.extensions?.code)) return;
+      setResult({
+        ...r,
+        errors: r.errors.map((e) =>
+          e.extensions?.code
+            ? e
+            : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
+        ),
+      } as never);
     },
   };
 }
@@ -102,7 +116,7 @@ function useMetrics(metrics: HubMetrics): Plugin {
   return {
     onExecute({ args }) {
       const started = process.hrtime.bigint();
-      const operation = args.operationName ?? 'anonymous';
+      const operation = args.operationName ?? getOperationAST(args.document)?.name?.value ?? 'anonymous';
       return {
         onExecuteDone() {
           metrics.graphqlDuration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -125,22 +139,16 @@ export function buildYoga(options: { db: Db; logger: Logger; metrics: HubMetrics
     graphiql: options.graphiql ?? false,
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
-    maskedErrors: {
-      maskError(error, message) {
-        const original = (error as GraphQLError).originalError;
-        if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
-        options.logger.error({ err: original ?? error }, 'unexpected error in a resolver');
-        return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-      },
-    },
+    maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
     context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
-      maxDepthPlugin({ n: 10, ignoreIntrospection: true, flattenFragments: true }),
+      // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.
+      maxDepthPlugin({ n: 15, ignoreIntrospection: false, flattenFragments: true }),
       maxAliasesPlugin({ n: 20 }),
       costLimitPlugin({ maxCost: 5000 }),
       blockFieldSuggestionsPlugin(),
-      useValidationCodes(),
+      useRequestErrorCodes(),
       useMetrics(options.metrics),
     ],
   });

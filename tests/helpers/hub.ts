@@ -6,7 +6,7 @@ import { createClientAssertion, generateClientKey, type ClientFile, type ClientK
 import { createClient } from '../../auth/clients.ts';
 import { CLIENT_ASSERTION_TYPE } from '../../auth/oauth.ts';
 import { loadConfig } from '../../core/config.ts';
-import { createLogger } from '../../core/logger.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
 import { createDepartment, getDepartment } from '../../directory/departments.ts';
 import { DEMO_DEPARTMENTS } from '../../db/seeds/demo.ts';
 import { buildApp, type BuildAppOptions, type HubApp } from '../../gateway/app.ts';
@@ -39,10 +39,10 @@ export interface GraphQLBody {
 export const DEPT = DEMO_DEPARTMENTS[3].code;
 
 /** A hub app on a given database, listening on a free loopback port. */
-export async function startTestHub(database: Database, options: BuildAppOptions & { now?: () => number } = {}): Promise<TestHub> {
+export async function startTestHub(database: Database, options: BuildAppOptions & { now?: () => number; logger?: Logger } = {}): Promise<TestHub> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
   const config = loadConfig({ NODE_ENV: 'test', HUB_ISSUER: TEST_ISSUER, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_DATA_DIR: dataDir });
-  const logger = createLogger({ level: process.env.HUB_TEST_LOG ?? 'silent' });
+  const logger = options.logger ?? createLogger({ level: process.env.HUB_TEST_LOG ?? 'silent' });
   const services = await openHub(config, logger, { database, ...(options.now ? { now: options.now } : {}) });
   for (const d of DEMO_DEPARTMENTS) if (!(await getDepartment(database.db, d.code))) await createDepartment(database.db, d).catch(() => undefined);
   const app = buildApp(services, options);
