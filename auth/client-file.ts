@@ -54,15 +54,22 @@ export async function createClientAssertion(
     .sign(key);
 }
 
-/** Exchanges a client file for an access token at a running hub. */
-export async function fetchAccessToken(file: ClientFile, tokenEndpoint: string, scope?: string): Promise<{ access_token: string; expires_in: number; scope: string }> {
+/**
+ * Exchanges a client file for an access token at a running hub. The hub's metadata (RFC 8414) names the issuer,
+ * which is the assertion's audience; the request goes to the address given, which may differ behind a proxy.
+ */
+export async function fetchAccessToken(file: ClientFile, hubUrl: string, scope?: string): Promise<{ access_token: string; expires_in: number; scope: string }> {
+  const base = hubUrl.replace(/\/+$/, '');
+  const meta = await fetch(`${base}/.well-known/oauth-authorization-server`);
+  if (!meta.ok) throw new Error(`${base} does not answer as a hub (metadata: HTTP ${meta.status})`);
+  const { issuer } = (await meta.json()) as { issuer: string };
   const body = new URLSearchParams({
     grant_type: 'client_credentials',
     client_assertion_type: CLIENT_ASSERTION_TYPE,
-    client_assertion: await createClientAssertion(file, tokenEndpoint),
+    client_assertion: await createClientAssertion(file, issuer),
     ...(scope ? { scope } : {}),
   });
-  const res = await fetch(tokenEndpoint, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  const res = await fetch(`${base}/oauth/token`, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   const json = (await res.json()) as Record<string, unknown>;
   if (!res.ok) throw new Error(`token endpoint refused: ${String(json.error)}: ${String(json.error_description)}`);
   return json as { access_token: string; expires_in: number; scope: string };

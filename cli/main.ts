@@ -150,13 +150,13 @@ program
   .command('token')
   .description('print an access token from the running hub for a client file')
   .requiredOption('--key <file>', 'the client file')
-  .option('--url <url>', 'the hub (default: the client file\'s token endpoint, else HUB_ISSUER)')
+  .option('--url <url>', 'the hub\'s base URL (default: from the client file\'s token endpoint, else HUB_ISSUER)')
   .option('--scope <roles>', 'space-separated roles to narrow the token to')
   .option('--json', 'print the whole token response')
   .action(async (opts: { key: string; url?: string; scope?: string; json?: boolean }) => {
     const file = readClientFile(opts.key);
-    const endpoint = opts.url ? `${opts.url.replace(/\/+$/, '')}/oauth/token` : (file.token_endpoint ?? `${cfg().issuer}/oauth/token`);
-    const token = await fetchAccessToken(file, endpoint, opts.scope);
+    const base = opts.url ?? file.token_endpoint?.replace(/\/oauth\/token$/, '') ?? cfg().issuer;
+    const token = await fetchAccessToken(file, base, opts.scope);
     if (opts.json) out(token);
     else process.stdout.write(`${token.access_token}\n`);
   });

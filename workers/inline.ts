@@ -19,11 +19,13 @@ export function startInlineRunner(deps: JobDeps & { logger: Logger }): { stop():
   };
   for (const name of Object.keys(JOBS) as JobName[]) {
     const every = JOBS[name].everyMs;
-    if (every) timers.push(setInterval(() => run(name), every).unref());
+    if (!every) continue;
+    timers.push(setTimeout(() => run(name), 1000).unref()); // once soon after start, as a BullMQ scheduler does
+    timers.push(setInterval(() => run(name), every).unref());
   }
   return {
     async stop() {
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) clearTimeout(t);
       await Promise.all(running.values());
     },
   };

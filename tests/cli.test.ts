@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../db/index.ts';
+import { makeUscc } from '../core/ids.ts';
+import { createPgDatabase, pgAvailable, type TestDatabase } from './helpers/db.ts';
+import { startTestHub, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npx hub …` as an operator runs it: the package bin, its own process, configured by the environment. */
+function hub(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['cli/bin.js', ...args], { env: { ...process.env, NODE_ENV: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
+  let tdb: TestDatabase;
+  let running: TestHub;
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    tdb = await createPgDatabase();
+    running = await startTestHub(await openDatabase({ databaseUrl: tdb.url!, poolSize: 4 }));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-cli-'));
+    env = { DATABASE_URL: tdb.url!, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_DATA_DIR: dir, HUB_ISSUER: running.url };
+  });
+  afterAll(async () => {
+    await running?.close();
+    await running?.services.database.close();
+    await tdb?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('migrates, registers a department, refuses a bad USCC', async () => {
+    expect((await hub(['migrate'], env)).stdout).toContain('"migrated": true');
+    const code = makeUscc('11', '350200', '00350777');
+    const ok = await hub(['departments', 'create', '--code', code, '--name', '厦门市民政局', '--region', '350200', '--level', 'CITY'], env);
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ code, name: '厦门市民政局', level: 'CITY' });
+    const bad = await hub(['departments', 'create', '--code', '911100001000000000', '--name', 'x', '--region', '350200', '--level', 'CITY'], env);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^hub: INVALID_USCC: department code 911100001000000000 is not a valid 统一社会信用代码/);
+    expect(bad.stdout).toBe('');
+  });
+
+  it('creates a client with a key file, gets a token from the running hub, disables it', async () => {
+    const keyFile = path.join(dir, 'approval.json');
+    const created = await hub(
+      ['clients', 'create', '--name', '审批系统', '--department', '11350100003500043N', '--roles', 'consumer,auditor', '--key-out', keyFile],
+      env,
+    );
+    expect(created.stderr).toBe('');
+    const { client_id } = JSON.parse(created.stdout) as { client_id: string };
+    expect(Object.keys(JSON.parse(created.stdout))).toEqual(['client_id']);
+    expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
+    const file = JSON.parse(fs.readFileSync(keyFile, 'utf8'));
+    expect(file).toMatchObject({ client_id, jwk: { kty: 'EC', crv: 'P-256', alg: 'ES256', kid: expect.any(String), d: expect.any(String) } });
+
+    const listed = JSON.parse((await hub(['clients', 'list'], env)).stdout) as { client_id: string; roles: string[]; keys: unknown[] }[];
+    const mine = listed.find((c) => c.client_id === client_id)!;
+    expect(mine.roles).toEqual(['consumer', 'auditor']);
+    expect(JSON.stringify(listed)).not.toContain(file.jwk.d); // the private key exists only in the file
+
+    const token = await hub(['token', '--key', keyFile, '--url', running.url], env);
+    expect(token.status).toBe(0);
+    const viewer = await running.graphql('{ viewer { clientId roles } }', token.stdout.trim());
+    expect(viewer.body.data?.viewer).toEqual({ clientId: client_id, roles: ['consumer', 'auditor'] });
+
+    expect((await hub(['clients', 'create', '--name', 'x', '--department', '11350100003500043N', '--roles', 'consumer', '--key-out', keyFile], env)).status).toBe(1);
+
+    const disabled = await hub(['clients', 'disable', client_id, '--reason', 'decommissioned'], env);
+    expect(JSON.parse(disabled.stdout).status).toBe('disabled');
+    const refused = await hub(['token', '--key', keyFile, '--url', running.url], env);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/invalid_client: client is disabled/);
+  });
+
+  it('rotates a client key and the hub\'s token key', async () => {
+    const keyFile = path.join(dir, 'rotating.json');
+    const { client_id } = JSON.parse(
+      (await hub(['clients', 'create', '--name', 'r', '--department', '11350100003500043N', '--roles', 'provider', '--key-out', keyFile, '--alg', 'EdDSA'], env)).stdout,
+    ) as { client_id: string };
+    const next = path.join(dir, 'rotating-2.json');
+    const rotated = JSON.parse((await hub(['clients', 'rotate-key', client_id, '--key-out', next], env)).stdout);
+    expect(rotated.keys.filter((k: { revoked_at: string | null }) => k.revoked_at === null)).toHaveLength(1);
+    expect((await hub(['token', '--key', keyFile, '--url', running.url], env)).status).toBe(1);
+    expect((await hub(['token', '--key', next, '--url', running.url], env)).status).toBe(0);
+
+    const before = JSON.parse((await hub(['keys', 'list'], env)).stdout) as { kid: string; purpose: string; supersededAt: string | null }[];
+    const r = await hub(['keys', 'rotate', '--purpose', 'token'], env);
+    expect(r.status).toBe(0);
+    const { kid, superseded } = JSON.parse(r.stdout) as { kid: string; superseded: string[] };
+    expect(superseded).toEqual(before.filter((k) => k.purpose === 'token' && !k.supersededAt).map((k) => k.kid));
+    // the running hub hears of it through NOTIFY and signs with the new key
+    await expect
+      .poll(async () => {
+        const t = (await hub(['token', '--key', next, '--url', running.url], env)).stdout;
+        return JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()).kid;
+      }, { timeout: 15_000, interval: 500 })
+      .toBe(kid);
+    const wrongKey = await hub(['keys', 'rotate'], { ...env, HUB_MASTER_KEY: 'b'.repeat(64) });
+    expect(wrongKey.status).toBe(1);
+    expect(wrongKey.stderr.trim()).toBe('hub: HUB_MASTER_KEY: does not match the key this database\'s hub keys were sealed with');
+  });
+});
