@@ -154,7 +154,11 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.httpRequests.inc({ method: req.method ?? 'GET', route, status: String(res.statusCode) });
       metrics.httpDuration.observe({ route }, seconds);
-      logger.info(
+      // Every request is counted in /metrics and every data access is in the audit log; the access log line is
+      // kept for failures (info) and available for all requests at HUB_LOG_LEVEL=debug.
+      const level = res.statusCode >= 400 ? 'info' : 'debug';
+      if (!logger.isLevelEnabled(level)) return;
+      logger[level](
         {
           reqId: requestId,
           method: req.method,

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 
-function capture() {
+function capture(level = 'info') {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk, _enc, cb) {
@@ -17,7 +17,7 @@ function capture() {
       cb();
     },
   });
-  return { lines, logger: createLogger({ level: 'info' }, stream) };
+  return { lines, logger: createLogger({ level }, stream) };
 }
 
 describe('logs', () => {
@@ -55,7 +55,7 @@ describe.each(drivers())('the gateway (%s)', (driver) => {
   let hub: TestHub;
   let token: string;
   let consumer: ClientFile;
-  const logs = capture();
+  const logs = capture('debug');
 
   beforeAll(async () => {
     tdb = await createTestDatabase(driver);
