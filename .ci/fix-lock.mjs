@@ -14,7 +14,7 @@ const platform = (name) => {
 for (const name of missing) {
   // the version the parent asks for
   let version;
-  for (const [k, v] of Object.entries(lock.packages)) { const d = v.optionalDependencies?.[name]; if (d) version = d.replace(/^[\^~]/, ''); }
+  for (const v of Object.values(lock.packages)) { const d = v.optionalDependencies?.[name]; if (d) version = d.replace(/^[\^~]/, ''); }
   lock.packages[`node_modules/${name}`] = { version, ...platform(name), optional: true };
 }
 fs.writeFileSync('package-lock.json', JSON.stringify(lock, null, 2) + '\n');
