@@ -34,3 +34,10 @@ export function requireRole(ctx: { principal: Principal }, ...roles: Role[]): Cl
   }
   return p;
 }
+
+/** FORBIDDEN unless the caller is an admin or acts for the department that owns the object. */
+export function requireOwnDepartment(ctx: { principal: Principal }, departmentCode: string, what: string): void {
+  const p = ctx.principal;
+  if (p.roles.includes('admin') || p.department === departmentCode) return;
+  throw new HubError('FORBIDDEN', `${what} belongs to department ${departmentCode}, not to yours (${p.department})`);
+}

@@ -1,0 +1,376 @@
+import { and, asc, desc, eq, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import { badInput, HubError, notFound } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { notify, type Database, type Db } from '../db/index.ts';
+import { addWorkingDays } from './calendar.ts';
+import { registeredItemCodes } from './items.ts';
+import { addNotification } from './notifications.ts';
+import { getCurrentResource, RESOURCES_CHANNEL, type Resource } from './resources.ts';
+import { accessRequests, grants, resources } from './schema.ts';
+
+export type AccessRequest = typeof accessRequests.$inferSelect;
+export type Grant = typeof grants.$inferSelect;
+
+export const GRANTS_CHANNEL = 'hub_grants';
+/** 有条件共享: the provider answers within 10 working days (政务数据共享条例). */
+export const DECISION_WORKING_DAYS = 10;
+
+export interface AccessRequestInput {
+  resourceCode: string;
+  fields: string[];
+  /** sensitive 信息项 wanted unmasked */
+  fullFields?: string[] | null;
+  itemCodes: string[];
+  purpose: string;
+  legalBasis?: string | null;
+  validUntil?: string | null;
+}
+
+function parseFutureDate(value: string | null | undefined, field: string, now: Date): Date | null {
+  if (!value) return null;
+  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T23:59:59.999+08:00` : value);
+  if (Number.isNaN(d.getTime())) throw badInput(field, `${field} must be an ISO date`);
+  if (d.getTime() <= now.getTime()) throw badInput(field, `${field} must lie in the future`);
+  return d;
+}
+
+async function createGrant(tx: Db, values: typeof grants.$inferInsert): Promise<Grant> {
+  const [g] = await tx.insert(grants).values(values).returning();
+  await notify(tx, GRANTS_CHANNEL, values.clientId);
+  return g!;
+}
+
+/**
+ * requestAccess: 无条件共享 is granted at once (unless sensitive 信息项 are wanted unmasked, which the provider
+ * decides); 有条件共享 waits for the provider, due in 10 working days, and the provider is notified; 不予共享 is
+ * refused with the resource's recorded legal basis.
+ */
+export async function requestAccess(ctx: HubContext, input: AccessRequestInput, now = new Date()): Promise<AccessRequest> {
+  const principal = requireRole(ctx, 'consumer');
+  const resource = await getCurrentResource(ctx.db, input.resourceCode);
+  if (!resource || (resource.status !== 'PUBLISHED' && resource.providerCode !== principal.department)) throw notFound(`resource ${input.resourceCode}`);
+  if (resource.status !== 'PUBLISHED') throw new HubError('CONFLICT', `resource ${input.resourceCode} is ${resource.status}, not published`);
+  const known = new Map(resource.fields.map((f) => [f.code, f]));
+  const fields = [...new Set(input.fields ?? [])];
+  if (fields.length === 0) throw badInput('fields', 'name the 信息项 you need');
+  const unknown = fields.filter((f) => !known.has(f));
+  if (unknown.length) throw badInput('fields', `resource ${resource.code} has no 信息项 ${unknown.join(', ')}`);
+  const fullFields = [...new Set(input.fullFields ?? [])];
+  for (const f of fullFields) {
+    if (!fields.includes(f)) throw badInput('fullFields', `${f} is asked unmasked but not asked at all`);
+    if (!known.get(f)!.sensitive) throw badInput('fullFields', `${f} is not sensitive; it is never masked`);
+  }
+  const itemCodes = [...new Set(input.itemCodes ?? [])];
+  if (itemCodes.length === 0) throw badInput('itemCodes', 'name the service items (事项编码) the data is for');
+  const registered = await registeredItemCodes(ctx.db, itemCodes);
+  const unregistered = itemCodes.filter((c) => !registered.has(c));
+  if (unregistered.length) throw badInput('itemCodes', `unregistered service items: ${unregistered.join(', ')}`);
+  const purpose = input.purpose?.trim();
+  if (!purpose) throw badInput('purpose', 'state the purpose (用途) of the request');
+  const validUntil = parseFutureDate(input.validUntil, 'validUntil', now);
+
+  const base = {
+    resourceCode: resource.code,
+    resourceVersion: resource.version,
+    clientId: principal.clientId,
+    departmentCode: principal.department,
+    providerCode: resource.providerCode,
+    fields,
+    fullFields,
+    itemCodes,
+    purpose,
+    legalBasis: input.legalBasis?.trim() || null,
+    validUntil,
+  };
+  return ctx.db.transaction(async (tx) => {
+    if (resource.sharingType === 'NONE') {
+      const [r] = await tx
+        .insert(accessRequests)
+        .values({ ...base, status: 'REFUSED', reason: `不予共享: ${resource.legalBasis}`, decidedBy: 'hub', decidedAt: now })
+        .returning();
+      return r!;
+    }
+    if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0) {
+      const [r] = await tx.insert(accessRequests).values({ ...base, status: 'APPROVED', reason: '无条件共享', decidedBy: 'hub', decidedAt: now }).returning();
+      await createGrant(tx, {
+        requestId: r!.id,
+        clientId: principal.clientId,
+        resourceCode: resource.code,
+        fields,
+        unmaskedFields: [],
+        itemCodes,
+        expiresAt: validUntil,
+        grantedBy: 'hub',
+      });
+      return r!;
+    }
+    const { dueAt, provisional } = await addWorkingDays(tx, now, DECISION_WORKING_DAYS);
+    const [r] = await tx.insert(accessRequests).values({ ...base, status: 'PENDING', dueAt, dueProvisional: provisional }).returning();
+    await addNotification(tx, resource.providerCode, 'ACCESS_REQUEST_NEW', r!.id, requestPayload(r!, resource.name));
+    return r!;
+  });
+}
+
+function requestPayload(r: AccessRequest, resourceName: string): Record<string, unknown> {
+  return {
+    requestId: r.id,
+    resourceCode: r.resourceCode,
+    resourceName,
+    consumerClientId: r.clientId,
+    consumerDepartment: r.departmentCode,
+    fields: r.fields,
+    fullFields: r.fullFields,
+    itemCodes: r.itemCodes,
+    dueAt: r.dueAt?.toISOString() ?? null,
+  };
+}
+
+/** decideAccessRequest: the provider approves (possibly fewer 信息项) or refuses with a reason. */
+export async function decideAccessRequest(
+  ctx: HubContext,
+  id: string,
+  decision: { approve: boolean; reason?: string | null; fields?: string[] | null; fullFields?: string[] | null },
+  now = new Date(),
+): Promise<AccessRequest> {
+  requireRole(ctx, 'provider', 'admin');
+  if (!/^[0-9a-f-]{36}$/i.test(id)) throw notFound(`access request ${id}`);
+  const [request] = await ctx.db.select().from(accessRequests).where(eq(accessRequests.id, id));
+  if (!request) throw notFound(`access request ${id}`);
+  requireOwnDepartment(ctx, request.providerCode, `the request for resource ${request.resourceCode}`);
+  const reason = decision.reason?.trim() || null;
+  let fields = request.fields;
+  let fullFields = request.fullFields;
+  if (decision.approve) {
+    if (decision.fields) {
+      const extra = decision.fields.filter((f) => !request.fields.includes(f));
+      if (extra.length) throw badInput('fields', `approval may only narrow the request; not asked: ${extra.join(', ')}`);
+      if (decision.fields.length === 0) throw badInput('fields', 'approve at least one 信息项, or refuse');
+      fields = [...new Set(decision.fields)];
+      fullFields = fullFields.filter((f) => fields.includes(f));
+    }
+    if (decision.fullFields) {
+      const extra = decision.fullFields.filter((f) => !fullFields.includes(f));
+      if (extra.length) throw badInput('fullFields', `approval may only narrow the unmasked 信息项; not asked: ${extra.join(', ')}`);
+      fullFields = [...new Set(decision.fullFields)];
+    }
+  } else if (!reason) {
+    throw badInput('reason', 'a refusal states its reason (理由)');
+  }
+  return ctx.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(accessRequests)
+      .set({ status: decision.approve ? 'APPROVED' : 'REFUSED', reason, fields, fullFields, decidedBy: ctx.principal.clientId, decidedAt: now })
+      .where(and(eq(accessRequests.id, id), eq(accessRequests.status, 'PENDING')))
+      .returning();
+    if (!updated) throw new HubError('CONFLICT', `access request ${id} is already ${request.status}`);
+    if (decision.approve) {
+      await createGrant(tx, {
+        requestId: id,
+        clientId: request.clientId,
+        resourceCode: request.resourceCode,
+        fields,
+        unmaskedFields: fullFields,
+        itemCodes: request.itemCodes,
+        expiresAt: request.validUntil,
+        grantedBy: ctx.principal.clientId,
+      });
+    }
+    return updated;
+  });
+}
+
+export interface RequestFilter {
+  status?: string | null;
+  overdue?: boolean | null;
+  resourceCode?: string | null;
+}
+
+/** Consumers see their own requests, providers those for their department's resources, admins all. */
+export async function listAccessRequests(ctx: HubContext, filter: RequestFilter, first: number, now = new Date()): Promise<AccessRequest[]> {
+  const p = requireRole(ctx, 'consumer', 'provider', 'admin');
+  const conditions: SQL[] = [];
+  if (!p.roles.includes('admin')) {
+    const mine: SQL[] = [];
+    if (p.roles.includes('consumer')) mine.push(eq(accessRequests.clientId, p.clientId));
+    if (p.roles.includes('provider')) mine.push(eq(accessRequests.providerCode, p.department));
+    conditions.push(mine.length === 1 ? mine[0]! : sql`(${mine[0]} or ${mine[1]})`);
+  }
+  if (filter.status) conditions.push(eq(accessRequests.status, filter.status as AccessRequest['status']));
+  if (filter.resourceCode) conditions.push(eq(accessRequests.resourceCode, filter.resourceCode));
+  if (filter.overdue) conditions.push(eq(accessRequests.status, 'PENDING'), lt(accessRequests.dueAt, now));
+  return ctx.db
+    .select()
+    .from(accessRequests)
+    .where(conditions.length ? and(...conditions) : undefined)
+    .orderBy(filter.overdue ? asc(accessRequests.dueAt) : desc(accessRequests.createdAt))
+    .limit(first);
+}
+
+/** Finds pending requests past their due date and notifies their providers, once per request (a recurring job). */
+export async function markOverdueRequests(db: Db, now = new Date()): Promise<number> {
+  return db.transaction(async (tx) => {
+    const overdue = await tx
+      .select()
+      .from(accessRequests)
+      .where(and(eq(accessRequests.status, 'PENDING'), lt(accessRequests.dueAt, now), isNull(accessRequests.overdueNotifiedAt)))
+      .for('update', { skipLocked: true });
+    for (const r of overdue) {
+      const [res] = await tx.select({ name: resources.name }).from(resources).where(and(eq(resources.code, r.resourceCode), eq(resources.current, true)));
+      await addNotification(tx, r.providerCode, 'ACCESS_REQUEST_OVERDUE', r.id, requestPayload(r, res?.name ?? r.resourceCode));
+      await tx.update(accessRequests).set({ overdueNotifiedAt: now }).where(eq(accessRequests.id, r.id));
+    }
+    return overdue.length;
+  });
+}
+
+/** revokeGrant: takes effect at once in every hub process (NOTIFY clears their grant caches). */
+export async function revokeGrant(ctx: HubContext, id: string, reason: string): Promise<Grant> {
+  requireRole(ctx, 'provider', 'admin');
+  if (!/^[0-9a-f-]{36}$/i.test(id)) throw notFound(`grant ${id}`);
+  const [g] = await ctx.db.select().from(grants).where(eq(grants.id, id));
+  if (!g) throw notFound(`grant ${id}`);
+  const resource = await getCurrentResource(ctx.db, g.resourceCode);
+  requireOwnDepartment(ctx, resource?.providerCode ?? '', `the grant on resource ${g.resourceCode}`);
+  if (!reason?.trim()) throw badInput('reason', 'a revocation states its reason');
+  return ctx.db.transaction(async (tx) => {
+    const [r] = await tx
+      .update(grants)
+      .set({ revokedAt: sql`now()`, revokedBy: ctx.principal.clientId, revokeReason: reason.trim() })
+      .where(and(eq(grants.id, id), isNull(grants.revokedAt)))
+      .returning();
+    if (!r) throw new HubError('CONFLICT', `grant ${id} is already revoked`);
+    await notify(tx, GRANTS_CHANNEL, g.clientId);
+    return r;
+  });
+}
+
+export async function listGrants(ctx: HubContext, filter: { clientId?: string | null; resourceCode?: string | null; active?: boolean | null }): Promise<Grant[]> {
+  const p = requireRole(ctx, 'consumer', 'provider', 'admin');
+  const conditions: SQL[] = [];
+  if (filter.clientId) conditions.push(eq(grants.clientId, filter.clientId));
+  if (filter.resourceCode) conditions.push(eq(grants.resourceCode, filter.resourceCode));
+  if (filter.active) conditions.push(isNull(grants.revokedAt), sql`(${grants.expiresAt} is null or ${grants.expiresAt} > now())`);
+  if (!p.roles.includes('admin')) {
+    const own = p.roles.includes('provider')
+      ? sql`(${grants.clientId} = ${p.clientId} or ${grants.resourceCode} in (select code from resources where current and provider_code = ${p.department}))`
+      : eq(grants.clientId, p.clientId);
+    conditions.push(own);
+  }
+  return ctx.db.select().from(grants).where(and(...conditions)).orderBy(desc(grants.createdAt)).limit(500);
+}
+
+/** What a grant check answers when it allows: which fields may leave unmasked. */
+export interface GrantDecision {
+  grantIds: string[];
+  resource: Resource;
+  unmaskedFields: Set<string>;
+}
+
+interface CachedGrants {
+  grants: Grant[];
+}
+
+/**
+ * The one check the query API calls: may this client read these 信息项 of this resource for this item? Grants
+ * and resources are cached per process and dropped on NOTIFY, so a revocation or retirement is refused at once in
+ * every process; expiry is compared on every call.
+ */
+export class GrantChecker {
+  private byClient = new Map<string, Promise<CachedGrants>>();
+  private resourcesByCode = new Map<string, Promise<Resource | undefined>>();
+  private unlisten: (() => Promise<void>)[] = [];
+
+  private constructor(private readonly db: Db) {}
+
+  static async open(database: Database, logger?: Logger): Promise<GrantChecker> {
+    const checker = new GrantChecker(database.db);
+    checker.unlisten.push(
+      await database.listen(GRANTS_CHANNEL, (clientId) => {
+        logger?.debug({ clientId }, 'grants changed');
+        checker.byClient.delete(clientId);
+      }),
+      await database.listen(RESOURCES_CHANNEL, (code) => checker.resourcesByCode.delete(code)),
+    );
+    return checker;
+  }
+
+  private grantsOf(clientId: string): Promise<CachedGrants> {
+    let entry = this.byClient.get(clientId);
+    if (!entry) {
+      entry = this.db
+        .select()
+        .from(grants)
+        .where(and(eq(grants.clientId, clientId), isNull(grants.revokedAt)))
+        .then((rows) => ({ grants: rows }));
+      this.byClient.set(clientId, entry);
+      entry.catch(() => this.byClient.delete(clientId));
+    }
+    return entry;
+  }
+
+  private resource(code: string): Promise<Resource | undefined> {
+    let entry = this.resourcesByCode.get(code);
+    if (!entry) {
+      entry = getCurrentResource(this.db, code);
+      this.resourcesByCode.set(code, entry);
+      entry.then(
+        (r) => r === undefined && this.resourcesByCode.delete(code),
+        () => this.resourcesByCode.delete(code),
+      );
+    }
+    return entry;
+  }
+
+  /**
+   * Allowed → which fields may be unmasked; otherwise GRANT_MISSING with `missing: { resource, fields, itemCode }`
+   * naming exactly what no grant covers.
+   */
+  async check(client: Pick<ClientPrincipal, 'clientId'>, resourceCode: string, fields: readonly string[], itemCode: string, now = Date.now()): Promise<GrantDecision> {
+    const resource = await this.resource(resourceCode);
+    const missing = (missingFields: readonly string[], why: string) =>
+      new HubError('GRANT_MISSING', `no grant lets you read ${missingFields.join(', ')} of ${resourceCode} for item ${itemCode}: ${why}`, {
+        missing: { resource: resourceCode, fields: [...missingFields], itemCode },
+      });
+    if (!resource || resource.status !== 'PUBLISHED') throw missing(fields, 'the resource is not published');
+    const { grants: all } = await this.grantsOf(client.clientId);
+    const usable = all.filter((g) => g.resourceCode === resourceCode && g.itemCodes.includes(itemCode) && (!g.expiresAt || g.expiresAt.getTime() > now));
+    if (usable.length === 0) {
+      const anyForResource = all.some((g) => g.resourceCode === resourceCode && (!g.expiresAt || g.expiresAt.getTime() > now));
+      throw missing(fields, anyForResource ? `your grants do not cover item ${itemCode}` : 'you hold no grant on this resource');
+    }
+    const covered = new Set(usable.flatMap((g) => g.fields));
+    const uncovered = fields.filter((f) => !covered.has(f));
+    if (uncovered.length) throw missing(uncovered, 'these 信息项 are outside your grants');
+    const used = usable.filter((g) => g.fields.some((f) => fields.includes(f)));
+    return { grantIds: used.map((g) => g.id), resource, unmaskedFields: new Set(used.flatMap((g) => g.unmaskedFields)) };
+  }
+
+  /** allowedResources (like X-Road allowedMethods): the caller's usable grants, merged per resource. */
+  async allowed(clientId: string, now = Date.now()): Promise<{ resource: Resource; fields: string[]; unmaskedFields: string[]; itemCodes: string[]; expiresAt: Date | null }[]> {
+    const { grants: all } = await this.grantsOf(clientId);
+    const byResource = new Map<string, Grant[]>();
+    for (const g of all) {
+      if (g.expiresAt && g.expiresAt.getTime() <= now) continue;
+      byResource.set(g.resourceCode, [...(byResource.get(g.resourceCode) ?? []), g]);
+    }
+    const out = [];
+    for (const [code, gs] of [...byResource.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      const resource = await this.resource(code);
+      if (!resource || resource.status !== 'PUBLISHED') continue;
+      const expiries = gs.map((g) => g.expiresAt);
+      out.push({
+        resource,
+        fields: [...new Set(gs.flatMap((g) => g.fields))],
+        unmaskedFields: [...new Set(gs.flatMap((g) => g.unmaskedFields))],
+        itemCodes: [...new Set(gs.flatMap((g) => g.itemCodes))],
+        expiresAt: expiries.includes(null) ? null : new Date(Math.max(...expiries.map((e) => e!.getTime()))),
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const u of this.unlisten) await u();
+  }
+}
