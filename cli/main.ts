@@ -8,6 +8,7 @@ import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { loadConfig, type HubConfig } from '../core/config.ts';
 import { HubError, StartupError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
 import { createDepartment, listDepartments } from '../directory/departments.ts';
 import { openDatabase, type Db } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
@@ -78,7 +79,7 @@ program
   .option('--demo', 'the demo departments and clients')
   .action(async (opts: { demo?: boolean }) => {
     if (!opts.demo) throw new StartupError('seed: say which seed, e.g. --demo');
-    const report = await withDb((db) => seedDemo(db, { clientDir: cfg().dataDir, tokenEndpoint: `${cfg().issuer}/oauth/token` }));
+    const report = await withDb((db) => seedDemo(db, { clientDir: cfg().dataDir, tokenEndpoint: `${cfg().issuer}/oauth/token`, logger: createLogger({ level: cfg().logLevel }) }));
     out(report);
   });
 

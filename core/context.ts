@@ -41,3 +41,15 @@ export function requireOwnDepartment(ctx: { principal: Principal }, departmentCo
   if (p.roles.includes('admin') || p.department === departmentCode) return;
   throw new HubError('FORBIDDEN', `${what} belongs to department ${departmentCode}, not to yours (${p.department})`);
 }
+
+/**
+ * The hub acting for itself (seeds, imports, jobs): an admin principal with no token. Never built from a request.
+ */
+export function systemContext(db: Db, log: Logger, department: string, clientId = 'hub-system'): HubContext {
+  return {
+    principal: { kind: 'client', clientId, name: 'the hub', department, roles: ['admin'], tokenId: '', expiresAt: 0 },
+    requestId: clientId,
+    log,
+    db,
+  };
+}

@@ -43,7 +43,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 export function buildApp(services: HubServices, options: BuildAppOptions = {}): HubApp {
   const { logger, oauth, keys, database } = services;
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? false });
-  const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false });
+  const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false, grants: services.grants, masterKey: services.masterKey });
   const probes: ReadinessProbe[] = [
     { name: 'database', check: async () => void (await database.db.execute(sql`select 1`)) },
     ...(options.probes ?? []),

@@ -6,6 +6,8 @@ import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { getOperationAST, GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import * as authGraphql from '../auth/graphql.ts';
+import * as directoryGraphql from '../directory/graphql.ts';
+import type { DirectoryPorts } from '../directory/graphql.ts';
 import type { HubContext, Principal } from '../core/context.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Db } from '../db/index.ts';
@@ -59,7 +61,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql];
+const rooms = [authGraphql, directoryGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -131,8 +133,13 @@ function useMetrics(metrics: HubMetrics): Plugin {
   };
 }
 
-export function buildYoga(options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean }): YogaServerInstance<ServerContext, HubContext> {
-  return createYoga<ServerContext, HubContext>({
+/** Everything resolvers of every room receive. */
+export type GatewayContext = HubContext & DirectoryPorts;
+
+export function buildYoga(
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts,
+): YogaServerInstance<ServerContext, GatewayContext> {
+  return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -140,7 +147,7 @@ export function buildYoga(options: { db: Db; logger: Logger; metrics: HubMetrics
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

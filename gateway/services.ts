@@ -2,6 +2,7 @@ import { ClientCache } from '../auth/clients.ts';
 import { KeyRing, ensureHubKeys } from '../auth/keys.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { OAuthServer } from '../auth/oauth.ts';
+import { GrantChecker } from '../directory/access.ts';
 import type { HubConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { openDatabase, type Database } from '../db/index.ts';
@@ -16,6 +17,7 @@ export interface HubServices {
   keys: KeyRing;
   clients: ClientCache;
   oauth: OAuthServer;
+  grants: GrantChecker;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     if (created.length) logger.info({ kids: created }, 'created hub signing keys');
     const keys = await KeyRing.open(database, masterKey, logger);
     const clients = await ClientCache.open(database, logger);
+    const grants = await GrantChecker.open(database, logger);
     const oauth = new OAuthServer({ db: database.db, keys, clients, issuer: config.issuer, ...(options.now ? { now: options.now } : {}) });
     return {
       config,
@@ -52,7 +55,9 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
       keys,
       clients,
       oauth,
+      grants,
       async close() {
+        await grants.close();
         await keys.close();
         await clients.close();
         if (!options.database) await database.close();

@@ -4,7 +4,9 @@ import { generateClientKey, readClientFile, writeClientFile } from '../../auth/c
 import { addClientKey, createClient, getClient } from '../../auth/clients.ts';
 import { makeUscc } from '../../core/ids.ts';
 import { createDepartment, getDepartment } from '../../directory/departments.ts';
+import type { Logger } from '../../core/logger.ts';
 import type { Db } from '../index.ts';
+import { seedDemoDirectory } from './demo-directory.ts';
 
 /** 机关 (registration authority 1, category 1) codes in 福州 (350100) with computed check characters. */
 export const DEMO_DEPARTMENTS = [
@@ -14,6 +16,8 @@ export const DEMO_DEPARTMENTS = [
   { code: makeUscc('11', '350100', '00350004'), name: '福州市行政审批服务局', region: '350100', level: 'CITY' },
   { code: makeUscc('11', '350100', '00350005'), name: '福州市数据管理局', region: '350100', level: 'CITY' },
   { code: makeUscc('11', '350000', '00350006'), name: '福建省人力资源和社会保障厅', region: '350000', level: 'PROVINCE' },
+  { code: makeUscc('11', '350100', '00350007'), name: '福州市卫生健康委员会', region: '350100', level: 'CITY' },
+  { code: makeUscc('11', '350100', '00350008'), name: '福州市自然资源和规划局', region: '350100', level: 'CITY' },
 ] as const;
 
 export const DEMO_CONSUMER = {
@@ -34,6 +38,7 @@ export const DEMO_ADMIN = {
 
 export interface SeedReport {
   departments: number;
+  directory: Awaited<ReturnType<typeof seedDemoDirectory>>;
   clients: { clientId: string; file: string; created: boolean }[];
 }
 
@@ -41,7 +46,7 @@ export interface SeedReport {
  * Loads the demo into any database, idempotently. The demo clients' private keys exist only in their client
  * files: when a file is missing (a fresh HUB_DATA_DIR over an old database), a new key replaces the old one.
  */
-export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoint: string }): Promise<SeedReport> {
+export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoint: string; logger: Logger }): Promise<SeedReport> {
   let departments = 0;
   for (const d of DEMO_DEPARTMENTS) {
     if (!(await getDepartment(db, d.code))) {
@@ -65,7 +70,9 @@ export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoi
     writeClientFile(file, { client_id: c.clientId, jwk: privateJwk, token_endpoint: options.tokenEndpoint });
     clients.push({ clientId: c.clientId, file, created: true });
   }
-  return { departments, clients };
+  const [police, market, credit, approval, data, hrss, nhc, nr] = DEMO_DEPARTMENTS.map((x) => x.code) as string[];
+  const directory = await seedDemoDirectory(db, options.logger, { police: police!, market: market!, credit: credit!, approval: approval!, data: data!, hrss: hrss!, nhc: nhc!, nr: nr! }, DEMO_CONSUMER);
+  return { departments, clients, directory };
 }
 
 function fileKidOf(file: string, clientId: string): string | undefined {
