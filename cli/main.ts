@@ -9,6 +9,8 @@ import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { loadConfig, type HubConfig } from '../core/config.ts';
 import { HubError, StartupError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
+import { calendarYear, loadWorkingCalendar, type CalendarInput } from '../directory/calendar.ts';
+import { STATE_COUNCIL_CALENDARS } from '../directory/calendar-data.ts';
 import { createDepartment, listDepartments } from '../directory/departments.ts';
 import { openDatabase, type Db } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
@@ -161,6 +163,24 @@ program
     if (opts.json) out(token);
     else process.stdout.write(`${token.access_token}\n`);
   });
+
+const calendar = program.command('calendar').description('工作日历: the yearly holiday notices that time limits count by');
+calendar
+  .command('load')
+  .requiredOption('--year <year>', 'the year', (v) => Number.parseInt(v, 10))
+  .option('--file <file>', 'a JSON file {"source": "国办发明电…", "days": [{"day": "2027-01-01", "kind": "HOLIDAY", "name": "元旦"}]}')
+  .option('--state-council', 'the State Council notice the hub ships for that year')
+  .action(async (opts: { year: number; file?: string; stateCouncil?: boolean }) => {
+    let input: { source: string; days: CalendarInput['days'] };
+    if (opts.file) input = JSON.parse(fs.readFileSync(opts.file, 'utf8')) as typeof input;
+    else if (opts.stateCouncil && STATE_COUNCIL_CALENDARS[opts.year]) input = STATE_COUNCIL_CALENDARS[opts.year]!;
+    else throw new StartupError(`calendar load: give --file, or --state-council for a year the hub ships (${Object.keys(STATE_COUNCIL_CALENDARS).join(', ')})`);
+    out(await withDb((db) => loadWorkingCalendar(db, { year: opts.year, ...input })));
+  });
+calendar
+  .command('show')
+  .requiredOption('--year <year>', 'the year', (v) => Number.parseInt(v, 10))
+  .action(async (opts: { year: number }) => out(await withDb((db) => calendarYear(db, opts.year))));
 
 const keys = program.command('keys').description('the hub\'s own signing keys');
 keys.command('list').action(async () => out(await withDb((db) => listHubKeys(db))));

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const probes: ReadinessProbe[] = [];
   const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;
   if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
-  const runner = redis ? undefined : startInlineRunner({ db: services.database.db, logger });
+  const runner = redis ? undefined : startInlineRunner({ db: services.database.db, logger, masterKey: services.masterKey });
 
   const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, app.listener);

@@ -57,6 +57,19 @@ describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
     expect(bad.stdout).toBe('');
   });
 
+  it('loads a year\'s holiday calendar from a file, refusing a bad one whole', async () => {
+    const file = path.join(dir, 'cal.json');
+    fs.writeFileSync(file, JSON.stringify({ source: 'test notice', days: [{ day: '2030-01-01', kind: 'HOLIDAY', name: '元旦' }, { day: '2030-02-02', kind: 'WORKDAY', name: '春节调休' }] }));
+    const loaded = await hub(['calendar', 'load', '--year', '2030', '--file', file], env);
+    expect(JSON.parse(loaded.stdout)).toEqual({ year: 2030, holidays: 1, workdays: 1 });
+    fs.writeFileSync(file, JSON.stringify({ source: 'bad', days: [{ day: '2030-01-02', kind: 'WORKDAY', name: '周三' }] }));
+    const bad = await hub(['calendar', 'load', '--year', '2030', '--file', file], env);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^hub: BAD_USER_INPUT: .*2030-01-02/);
+    const shown = JSON.parse((await hub(['calendar', 'show', '--year', '2030'], env)).stdout) as { source: string; days: unknown[] };
+    expect(shown).toMatchObject({ source: 'test notice', days: [expect.objectContaining({ day: '2030-01-01' }), expect.objectContaining({ day: '2030-02-02' })] });
+  });
+
   it('creates a client with a key file, gets a token from the running hub, disables it', async () => {
     const keyFile = path.join(dir, 'approval.json');
     const created = await hub(

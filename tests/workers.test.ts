@@ -37,7 +37,7 @@ describe.each(drivers())('jobs without Redis: the inline runner (%s)', (driver) 
 
   it('purges used assertion ids once their assertions expired, keeping live ones', async () => {
     await seedAssertions(tdb);
-    const runner = startInlineRunner({ db: tdb.database.db, logger });
+    const runner = startInlineRunner({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) });
     try {
       await expect.poll(() => remaining(tdb), { timeout: 5000 }).toEqual(['live']);
     } finally {
@@ -56,12 +56,12 @@ describe.runIf(redisUrl() !== '' && drivers().includes('pg'))('jobs on BullMQ wi
   it('registers the schedules once and runs them on a worker', async () => {
     await seedAssertions(tdb);
     const queueName = `hub-test-${crypto.randomBytes(6).toString('hex')}`;
-    const a = await startQueueWorker({ db: tdb.database.db, logger }, { redisUrl: redisUrl(), queueName });
-    const b = await startQueueWorker({ db: tdb.database.db, logger }, { redisUrl: redisUrl(), queueName });
+    const a = await startQueueWorker({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
+    const b = await startQueueWorker({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
     try {
       await expect.poll(() => remaining(tdb), { timeout: 10_000 }).toEqual(['live']);
       const schedulers = await a.queue.getJobSchedulers();
-      expect(schedulers.map((s) => s.key)).toEqual(['schedule.maintenance.purge-assertions']); // two workers, one schedule
+      expect(schedulers.map((s) => s.key).sort()).toEqual(Object.keys(JOBS).map((n) => `schedule.${n}`).sort()); // two workers, one schedule each
     } finally {
       await a.queue.obliterate({ force: true });
       await b.close();

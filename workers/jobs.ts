@@ -1,4 +1,6 @@
 import { purgeExpiredAssertions } from '../auth/oauth.ts';
+import { markOverdueRequests } from '../directory/access.ts';
+import { deliverNotifications } from '../directory/notifications.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Db } from '../db/index.ts';
 
@@ -6,6 +8,8 @@ import type { Db } from '../db/index.ts';
 export interface JobDeps {
   db: Db;
   logger: Logger;
+  /** unseals webhook secrets; it lives in the process, never in a job's data */
+  masterKey: Buffer;
 }
 
 export interface JobDefinition {
@@ -20,6 +24,20 @@ const definitions = {
     everyMs: 10 * 60 * 1000,
     async handler({ db }) {
       return { purged: await purgeExpiredAssertions(db) };
+    },
+  },
+  /** 有条件共享 requests past their 10-working-day due date: listed overdue, the provider notified once. */
+  'directory.mark-overdue': {
+    everyMs: 15 * 60 * 1000,
+    async handler({ db }) {
+      return { overdue: await markOverdueRequests(db) };
+    },
+  },
+  /** Notices to departments' webhooks; failures are retried on the next run. */
+  'notifications.deliver': {
+    everyMs: 30 * 1000,
+    async handler({ db, masterKey, logger }) {
+      return deliverNotifications(db, masterKey, logger);
     },
   },
 } satisfies Record<string, JobDefinition>;
