@@ -6,13 +6,17 @@ import { addClientKey, createClient, disableClient, enableClient, listClients, r
 import { listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
+import { SingleBar, Presets } from 'cli-progress';
+import { createConnector, listConnectors, type ConnectorInput } from '../connectors/registry.ts';
+import { listSyncRuns, runSync } from '../connectors/sync.ts';
+import { systemContext } from '../core/context.ts';
 import { loadConfig, type HubConfig } from '../core/config.ts';
 import { HubError, StartupError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { calendarYear, loadWorkingCalendar, type CalendarInput } from '../directory/calendar.ts';
 import { STATE_COUNCIL_CALENDARS } from '../directory/calendar-data.ts';
 import { createDepartment, listDepartments } from '../directory/departments.ts';
-import { openDatabase, type Db } from '../db/index.ts';
+import { openDatabase, type Database, type Db } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { seedDemo } from '../db/seeds/demo.ts';
 
@@ -31,15 +35,19 @@ function cfg(): HubConfig {
  * Opens the configured database for one command. The embedded database is locked by a running hub; the lock's
  * message says so plainly, and names DATABASE_URL as the way to share a database between processes.
  */
-async function withDb<T>(fn: (db: Db) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+async function withDatabase<T>(fn: (database: Database) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
   const c = cfg();
-  const database = await openDatabase({ databaseUrl: c.databaseUrl, dataDir: c.dataDir, poolSize: 2 });
+  const database = await openDatabase({ databaseUrl: c.databaseUrl, dataDir: c.dataDir, poolSize: 3 });
   try {
     if (options.migrate || database.driver === 'pglite') await migrateDatabase(database);
-    return await fn(database.db);
+    return await fn(database);
   } finally {
     await database.close();
   }
+}
+
+function withDb<T>(fn: (db: Db) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  return withDatabase((database) => fn(database.db), options);
 }
 
 function masterKeyFor(db: Db): Promise<Buffer> {
@@ -181,6 +189,75 @@ calendar
   .command('show')
   .requiredOption('--year <year>', 'the year', (v) => Number.parseInt(v, 10))
   .action(async (opts: { year: number }) => out(await withDb((db) => calendarYear(db, opts.year))));
+
+const connectorsCmd = program.command('connectors').description('connectors that pull department systems into the base data');
+connectorsCmd
+  .command('create')
+  .description('register a connector from a JSON file (ConnectorInput: id, name, departmentCode, kind, adapter, config, mapping?, schedule?)')
+  .requiredOption('--file <file>', 'the connector definition')
+  .action(async (opts: { file: string }) => {
+    const input = JSON.parse(fs.readFileSync(opts.file, 'utf8')) as ConnectorInput;
+    out(await withDb((db) => createConnector(systemContext(db, createLogger({ level: 'silent' }), input.departmentCode, 'hub-cli'), input)));
+  });
+connectorsCmd.command('list').action(async () => out(await withDb((db) => listConnectors(db))));
+connectorsCmd
+  .command('runs <connectorId>')
+  .option('--failed', 'only failed runs')
+  .action(async (connectorId: string, opts: { failed?: boolean }) => out(await withDb((db) => listSyncRuns(db, { connectorId, status: opts.failed ? 'FAILED' : null }))));
+
+program
+  .command('sync <connector>')
+  .description('run one connector now, with a progress line and the final report (JSON on stdout)')
+  .option('--full', 'a full resync instead of continuing from the checkpoint')
+  .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
+  .action(async (connectorId: string, opts: { full?: boolean; key?: string }) => {
+    const bar = new SingleBar(
+      { format: `sync ${connectorId} | {value} fetched | {inserted} new | {updated} changed | {unchanged} unchanged | {quarantined} quarantined | {duration_formatted}`, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 },
+      Presets.shades_classic,
+    );
+    bar.start(0, 0, { inserted: 0, updated: 0, unchanged: 0, quarantined: 0 });
+    const show = (p: { fetched: number; inserted: number; updated: number; unchanged: number; quarantined: Record<string, number> | number }) => {
+      const q = typeof p.quarantined === 'number' ? p.quarantined : Object.values(p.quarantined).reduce((a, b) => a + b, 0);
+      bar.setTotal(Math.max(p.fetched, 1));
+      bar.update(p.fetched, { inserted: p.inserted, updated: p.updated, unchanged: p.unchanged, quarantined: q });
+    };
+    let report: unknown;
+    try {
+      report = await withDatabase((database) => runSync(database, connectorId, { full: Boolean(opts.full), trigger: 'cli', onProgress: show, logger: createLogger({ level: cfg().logLevel }) }));
+    } catch (error) {
+      if (!(error instanceof StartupError && /in use by process/.test(error.message))) throw error;
+      report = await syncThroughRunningHub(connectorId, Boolean(opts.full), opts.key ?? path.join(cfg().dataDir, 'demo-admin.json'), show);
+    } finally {
+      bar.stop();
+    }
+    out(report);
+    if ((report as { status?: string }).status === 'FAILED') process.exitCode = 1;
+  });
+
+/** The embedded database belongs to the running hub: ask it to run the connector, and follow the run. */
+async function syncThroughRunningHub(connectorId: string, full: boolean, keyFile: string, show: (p: never) => void): Promise<unknown> {
+  if (!fs.existsSync(keyFile)) throw new StartupError(`the embedded hub is running and holds its database; give --key with an admin client file to ask it (none at ${keyFile})`);
+  const file = readClientFile(keyFile);
+  const base = file.token_endpoint?.replace(/\/oauth\/token$/, '') ?? cfg().issuer;
+  const { access_token } = await fetchAccessToken(file, base);
+  const gql = async (query: string, variables: Record<string, unknown>) => {
+    const res = await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` }, body: JSON.stringify({ query, variables }) });
+    const body = (await res.json()) as { data?: Record<string, unknown>; errors?: { message: string; extensions?: { code?: string } }[] };
+    if (body.errors?.length) throw new StartupError(`${body.errors[0]!.extensions?.code ?? 'ERROR'}: ${body.errors[0]!.message}`);
+    return body.data!;
+  };
+  const since = new Date();
+  await gql('mutation($id: ID!, $full: Boolean) { runConnector(id: $id, full: $full) { jobId } }', { id: connectorId, full });
+  const RUNS = 'query($id: String!) { syncRuns(connectorId: $id, first: 5) { id status startedAt fetched inserted updated unchanged quarantined batches error mode } }';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const runs = (await gql(RUNS, { id: connectorId })).syncRuns as { startedAt: string; status: string; fetched: number; inserted: number; updated: number; unchanged: number; quarantined: Record<string, number> }[];
+    const run = runs.find((r) => new Date(r.startedAt).getTime() >= since.getTime() - 1000);
+    if (!run) continue;
+    show(run as never);
+    if (run.status !== 'RUNNING') return run;
+  }
+}
 
 const keys = program.command('keys').description('the hub\'s own signing keys');
 keys.command('list').action(async () => out(await withDb((db) => listHubKeys(db))));

@@ -21,6 +21,11 @@ export interface Database {
   driver: 'pg' | 'pglite';
   /** The connection URL (pg only), for work that needs its own session, such as migrations. */
   url?: string;
+  /**
+   * Runs `fn` on one dedicated connection (pg) — for session-level advisory locks, which die with the connection
+   * when a process is killed. PGlite has a single session; callers guard re-entry within the process themselves.
+   */
+  session<T>(fn: (db: Db) => Promise<T>): Promise<T>;
   /** Subscribes to a NOTIFY channel; the returned function unsubscribes. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -63,6 +68,14 @@ async function openPostgres(url: string, poolSize: number, logger?: Logger): Pro
     db,
     driver: 'pg',
     url,
+    async session(fn) {
+      const client = await pool.connect();
+      try {
+        return await fn(drizzle(client, { schema }) as unknown as Db);
+      } finally {
+        client.release();
+      }
+    },
     async listen(channel, onPayload) {
       if (!listenClient) {
         listenClient = await pool.connect();
@@ -108,6 +121,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     return {
       db,
       driver: 'pglite',
+      session: (fn) => fn(db),
       async listen(channel, onPayload) {
         const unsub = await client.listen(channel, onPayload);
         return async () => unsub();

@@ -1,3 +1,5 @@
 /** Every room's tables, for drizzle-kit and for the typed handle. */
 export * from '../directory/schema.ts';
 export * from '../auth/schema.ts';
+export * from '../basedata/schema.ts';
+export * from '../connectors/schema.ts';

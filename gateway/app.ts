@@ -3,6 +3,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type Request, type Response } from 'express';
 import { sql } from 'drizzle-orm';
 import { OAuthError } from '../auth/oauth.ts';
+import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { buildYoga } from './graphql.ts';
@@ -25,6 +26,8 @@ export interface BuildAppOptions {
   probes?: ReadinessProbe[];
   graphiql?: boolean;
   defaultMetrics?: boolean;
+  /** where runConnector puts its work: BullMQ, or the in-process runner */
+  jobs?: JobQueuePort;
 }
 
 const MAX_GRAPHQL_BODY = 1024 * 1024;
@@ -43,7 +46,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 export function buildApp(services: HubServices, options: BuildAppOptions = {}): HubApp {
   const { logger, oauth, keys, database } = services;
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? false });
-  const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false, grants: services.grants, masterKey: services.masterKey });
+  const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false, grants: services.grants,
+    masterKey: services.masterKey,
+    jobs: options.jobs ?? {
+      enqueue: () => {
+        throw new HubError('CONFLICT', 'this hub process runs no jobs');
+      },
+    },
+  });
   const probes: ReadinessProbe[] = [
     { name: 'database', check: async () => void (await database.db.execute(sql`select 1`)) },
     ...(options.probes ?? []),

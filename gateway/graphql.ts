@@ -6,6 +6,8 @@ import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { getOperationAST, GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import * as authGraphql from '../auth/graphql.ts';
+import * as connectorsGraphql from '../connectors/graphql.ts';
+import type { ConnectorPorts } from '../connectors/graphql.ts';
 import * as directoryGraphql from '../directory/graphql.ts';
 import type { DirectoryPorts } from '../directory/graphql.ts';
 import type { HubContext, Principal } from '../core/context.ts';
@@ -61,7 +63,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql, directoryGraphql];
+const rooms = [authGraphql, directoryGraphql, connectorsGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -134,10 +136,10 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts;
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts;
 
 export function buildYoga(
-  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts,
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
@@ -147,7 +149,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

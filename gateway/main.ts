@@ -5,7 +5,9 @@ import { StartupError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { seedDemo } from '../db/seeds/demo.ts';
 import { startInlineRunner } from '../workers/inline.ts';
-import { redisConnection } from '../workers/bullmq.ts';
+import { Queue } from 'bullmq';
+import type { JobQueuePort } from '../connectors/graphql.ts';
+import { DEFAULT_JOB_OPTIONS, redisConnection } from '../workers/bullmq.ts';
 import { buildApp, type ReadinessProbe } from './app.ts';
 import { openHub } from './services.ts';
 
@@ -24,9 +26,13 @@ async function main(): Promise<void> {
   const probes: ReadinessProbe[] = [];
   const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;
   if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
-  const runner = redis ? undefined : startInlineRunner({ db: services.database.db, logger, masterKey: services.masterKey });
+  const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey });
 
-  const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true });
+  const producer = redis ? new Queue('hub', { connection: redis, defaultJobOptions: DEFAULT_JOB_OPTIONS }) : undefined;
+  const jobs: JobQueuePort = producer
+    ? { enqueue: async (name, data) => (await producer.add(name, data)).id }
+    : { enqueue: (name, data) => runner!.enqueue(name, data) };
+  const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true, jobs });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, app.listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -45,6 +51,7 @@ async function main(): Promise<void> {
     server.close();
     server.closeIdleConnections();
     await runner?.stop();
+    await producer?.close();
     redis?.disconnect();
     await services.close();
     logger.flush();

@@ -37,7 +37,7 @@ describe.each(drivers())('jobs without Redis: the inline runner (%s)', (driver) 
 
   it('purges used assertion ids once their assertions expired, keeping live ones', async () => {
     await seedAssertions(tdb);
-    const runner = startInlineRunner({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) });
+    const runner = await startInlineRunner({ database: tdb.database, db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) });
     try {
       await expect.poll(() => remaining(tdb), { timeout: 5000 }).toEqual(['live']);
     } finally {
@@ -56,8 +56,8 @@ describe.runIf(redisUrl() !== '' && drivers().includes('pg'))('jobs on BullMQ wi
   it('registers the schedules once and runs them on a worker', async () => {
     await seedAssertions(tdb);
     const queueName = `hub-test-${crypto.randomBytes(6).toString('hex')}`;
-    const a = await startQueueWorker({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
-    const b = await startQueueWorker({ db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
+    const a = await startQueueWorker({ database: tdb.database, db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
+    const b = await startQueueWorker({ database: tdb.database, db: tdb.database.db, logger, masterKey: Buffer.alloc(32, 1) }, { redisUrl: redisUrl(), queueName });
     try {
       await expect.poll(() => remaining(tdb), { timeout: 10_000 }).toEqual(['live']);
       const schedulers = await a.queue.getJobSchedulers();

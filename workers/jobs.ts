@@ -1,15 +1,19 @@
 import { purgeExpiredAssertions } from '../auth/oauth.ts';
+import { runSync } from '../connectors/sync.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Database, Db } from '../db/index.ts';
 import { markOverdueRequests } from '../directory/access.ts';
 import { deliverNotifications } from '../directory/notifications.ts';
-import type { Logger } from '../core/logger.ts';
-import type { Db } from '../db/index.ts';
 
 /** What a job handler may use. Never secrets in job data: handlers read keys from the database themselves. */
 export interface JobDeps {
+  database: Database;
   db: Db;
   logger: Logger;
   /** unseals webhook secrets; it lives in the process, never in a job's data */
   masterKey: Buffer;
+  /** aborted on SIGTERM: long jobs stop at their next checkpoint */
+  signal?: AbortSignal;
 }
 
 export interface JobDefinition {
@@ -17,6 +21,9 @@ export interface JobDefinition {
   everyMs?: number;
   handler(deps: JobDeps, data: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
+
+/** A job whose failure should be retried by the queue (with its exponential backoff). */
+export class RetryableJobError extends Error {}
 
 /** The one registry JobName → handler; the worker refuses to start on a job it does not know. */
 const definitions = {
@@ -38,6 +45,20 @@ const definitions = {
     everyMs: 30 * 1000,
     async handler({ db, masterKey, logger }) {
       return deliverNotifications(db, masterKey, logger);
+    },
+  },
+  /** One connector's sync; scheduled per connector (its cron), or enqueued by `runConnector` / `hub sync`. */
+  'connectors.sync': {
+    async handler({ database, logger, signal }, data) {
+      const connectorId = String(data.connectorId ?? '');
+      const report = await runSync(database, connectorId, {
+        full: data.full === true,
+        trigger: typeof data.trigger === 'string' ? data.trigger : 'schedule',
+        logger,
+        ...(signal ? { signal } : {}),
+      });
+      if (report.status === 'FAILED' && !report.error?.startsWith('INTERRUPTED')) throw new RetryableJobError(report.error ?? 'sync failed');
+      return { ...report };
     },
   },
 } satisfies Record<string, JobDefinition>;
