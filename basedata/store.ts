@@ -62,7 +62,7 @@ export async function upsertBaseRecords(tx: Db, kind: BaseRecordKind, connectorI
   const [counts] = await rows<{ inserted: number; updated: number }>(
     tx,
     sql`with input as (
-          select * from unnest(${keys}::text[], ${subjects}::text[], ${datas}::text[], ${hashes}::text[], ${sourceIds}::text[], ${flags}::text[])
+          select * from unnest(${sql.param(keys)}::text[], ${sql.param(subjects)}::text[], ${sql.param(datas)}::text[], ${sql.param(hashes)}::text[], ${sql.param(sourceIds)}::text[], ${sql.param(flags)}::text[])
             as t(key, subject, data, content_hash, source_id, flags)
         ), changed as (
           insert into base_records as b (kind, key, subject, data, content_hash, version, connector_id, source_id, flags, retrieved_at, updated_at)
@@ -119,7 +119,7 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
     ? await rows(
         db,
         sql`select distinct on (key) ${VIEW_COLUMNS} from base_record_history
-            where kind = ${kind} and subject = any(${list}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
+            where kind = ${kind} and subject = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
             order by key, version desc`,
       )
     : await rows(
@@ -127,7 +127,7 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
         sql`select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
                    b.retrieved_at as "retrievedAt", h.recorded_at as "recordedAt"
             from base_records b join base_record_history h on h.kind = b.kind and h.key = b.key and h.version = b.version
-            where b.kind = ${kind} and b.subject = any(${list}::text[])`,
+            where b.kind = ${kind} and b.subject = any(${sql.param(list)}::text[])`,
       );
   return found.map(toView);
 }
