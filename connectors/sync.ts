@@ -118,13 +118,13 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   const adapter = adapterFor(connector, options.env);
   const mapping = connector.mapping as Mapping;
   try {
-    for (;;) {
-      if (signal.aborted) throw new RunFailure('INTERRUPTED: the worker is shutting down; the run resumes from its last committed batch');
-      let page: SourcePage | undefined;
-      for (let attempt = 1; !page; attempt++) {
+    /** One page with retries and backoff; consecutive failures feed the circuit breaker. */
+    const fetchPage = async (from: Cursor | null): Promise<SourcePage> => {
+      for (let attempt = 1; ; attempt++) {
         try {
-          page = await adapter.fetchPage(cursor, { pageSize, signal });
+          const page = await adapter.fetchPage(from, { pageSize, signal });
           failures = 0;
+          return page;
         } catch (error) {
           if (signal.aborted) throw new RunFailure('INTERRUPTED: the worker is shutting down; the run resumes from its last committed batch');
           const message = error instanceof Error ? error.message : String(error);
@@ -143,7 +143,17 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
           await sleep(delay, signal);
         }
       }
-
+    };
+    // The next page is fetched while this one is validated and committed; its cursor comes from this page alone.
+    let pending: Promise<SourcePage> | null = fetchPage(cursor);
+    while (pending) {
+      const page: SourcePage = await pending;
+      pending = null;
+      if (signal.aborted) throw new RunFailure('INTERRUPTED: the worker is shutting down; the run resumes from its last committed batch');
+      if (page.next) {
+        pending = fetchPage(page.next);
+        pending.catch(() => undefined); // observed when awaited; a failure after an abort is not unhandled
+      }
       const good: IncomingRecord[] = [];
       const bad: { sourceId: string; reason: QuarantineReason; detail: string; record: Record<string, unknown> }[] = [];
       const idField = typeof connector.config.idField === 'string' ? connector.config.idField : 'id';
@@ -210,7 +220,6 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
       progress.quarantined = counts.q;
       progress.batches++;
       options.onProgress?.({ ...progress });
-      if (!page.next) break;
     }
     await db.update(connectorState).set({ lastCompletedAt: sql`now()`, updatedAt: sql`now()` }).where(eq(connectorState.connectorId, id));
     return await finish('SUCCEEDED', null);
