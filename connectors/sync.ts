@@ -90,7 +90,7 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   const log = options.logger?.child({ connector: id });
   const retry = { attempts: 4, baseDelayMs: 500, maxDelayMs: 15_000, ...options.retry };
   const breaker = { threshold: 5, cooldownMs: 5 * 60_000, ...options.breaker };
-  const pageSize = options.pageSize ?? 2000;
+  const pageSize = options.pageSize ?? (Number.isInteger(connector.config.pageSize) ? (connector.config.pageSize as number) : 2000);
   const signal = options.signal ?? new AbortController().signal;
 
   // A run left RUNNING by a process that died holds no lock any more: close it.

@@ -29,6 +29,7 @@ const envSchema = z.object({
   HUB_LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   HUB_DB_POOL_SIZE: optional(z.coerce.number().int().min(1).max(500)),
   HUB_REQUIRE_SERVICES: optional(z.enum(['0', '1'])),
+  HUB_QUEUE: optional(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, _ or -')),
 });
 
 export interface HubConfig {
@@ -44,6 +45,8 @@ export interface HubConfig {
   masterKey: Buffer | undefined;
   logLevel: string;
   dbPoolSize: number;
+  /** the BullMQ queue name (one per deployment) */
+  queue: string;
 }
 
 export function decodeMasterKey(value: string): Buffer | null {
@@ -85,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     masterKey: e.HUB_MASTER_KEY ? decodeMasterKey(e.HUB_MASTER_KEY)! : undefined,
     logLevel: e.HUB_LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     dbPoolSize: e.HUB_DB_POOL_SIZE ?? 20,
+    queue: e.HUB_QUEUE ?? 'hub',
   };
 }
 

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
   const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey });
 
-  const producer = redis ? new Queue('hub', { connection: redis, defaultJobOptions: DEFAULT_JOB_OPTIONS }) : undefined;
+  const producer = redis ? new Queue(config.queue, { connection: redis, defaultJobOptions: DEFAULT_JOB_OPTIONS }) : undefined;
   const jobs: JobQueuePort = producer
     ? { enqueue: async (name, data) => (await producer.add(name, data)).id }
     : { enqueue: (name, data) => runner!.enqueue(name, data) };
