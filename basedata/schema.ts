@@ -30,7 +30,8 @@ export const baseRecords = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.kind, t.key] }),
-    index('base_records_subject_idx').on(t.kind, t.subject),
+    // only credit entries are looked up by a subject other than their key (see the history table)
+    index('base_records_credit_subject_idx').on(t.subject).where(sql`${t.kind} = 'credit'`),
     check('base_records_kind_ck', sql`${t.kind} in ('population', 'legal_person', 'credit')`),
   ],
 );
@@ -54,5 +55,10 @@ export const baseRecordHistory = pgTable(
     retrievedAt: at('retrieved_at').notNull(),
     recordedAt: at('recorded_at').notNull().default(sql`now()`),
   },
-  (t) => [primaryKey({ columns: [t.kind, t.key, t.version] }), index('base_record_history_subject_idx').on(t.kind, t.subject, t.recordedAt)],
+  (t) => [
+    primaryKey({ columns: [t.kind, t.key, t.version] }),
+    // Persons and legal persons are keyed by their subject code, so the primary key serves their asOf lookups; only
+    // credit entries (keyed by entry id) need a subject index, and the other kinds do not pay for one on every write.
+    index('base_record_history_credit_subject_idx').on(t.subject, t.recordedAt).where(sql`${t.kind} = 'credit'`),
+  ],
 );

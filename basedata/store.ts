@@ -115,11 +115,13 @@ function toView(r: Record<string, unknown>): BaseRecordView {
 export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: readonly string[], asOf?: Date): Promise<BaseRecordView[]> {
   if (subjects.length === 0) return [];
   const list = [...subjects];
+  // persons and legal persons are keyed by their subject code; credit entries are found through the subject index
+  const column = kind === 'credit' ? sql.raw('subject') : sql.raw('key');
   const found = asOf
     ? await rows(
         db,
         sql`select distinct on (key) ${VIEW_COLUMNS} from base_record_history
-            where kind = ${kind} and subject = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
+            where kind = ${kind} and ${column} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
             order by key, version desc`,
       )
     : await rows(
@@ -127,7 +129,7 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
         sql`select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
                    b.retrieved_at as "retrievedAt", h.recorded_at as "recordedAt"
             from base_records b join base_record_history h on h.kind = b.kind and h.key = b.key and h.version = b.version
-            where b.kind = ${kind} and b.subject = any(${sql.param(list)}::text[])`,
+            where b.kind = ${kind} and b.${column} = any(${sql.param(list)}::text[])`,
       );
   return found.map(toView);
 }

@@ -94,7 +94,7 @@ ALTER TABLE "connector_state" ADD CONSTRAINT "connector_state_connector_id_conne
 ALTER TABLE "connectors" ADD CONSTRAINT "connectors_department_code_departments_code_fk" FOREIGN KEY ("department_code") REFERENCES "public"."departments"("code") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "quarantine" ADD CONSTRAINT "quarantine_connector_id_connectors_id_fk" FOREIGN KEY ("connector_id") REFERENCES "public"."connectors"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "sync_runs" ADD CONSTRAINT "sync_runs_connector_id_connectors_id_fk" FOREIGN KEY ("connector_id") REFERENCES "public"."connectors"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "base_record_history_subject_idx" ON "base_record_history" USING btree ("kind","subject","recorded_at");--> statement-breakpoint
-CREATE INDEX "base_records_subject_idx" ON "base_records" USING btree ("kind","subject");--> statement-breakpoint
+CREATE INDEX "base_record_history_credit_subject_idx" ON "base_record_history" USING btree ("subject","recorded_at") WHERE "base_record_history"."kind" = 'credit';--> statement-breakpoint
+CREATE INDEX "base_records_credit_subject_idx" ON "base_records" USING btree ("subject") WHERE "base_records"."kind" = 'credit';--> statement-breakpoint
 CREATE INDEX "quarantine_open_idx" ON "quarantine" USING btree ("connector_id","reason") WHERE "quarantine"."resolved_at" is null;--> statement-breakpoint
 CREATE INDEX "sync_runs_connector_idx" ON "sync_runs" USING btree ("connector_id","started_at");
