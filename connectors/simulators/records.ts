@@ -42,6 +42,9 @@ export const MAX_RECORDS = 1 << 22;
 export const ID_PREFIX: Readonly<Record<SourceKind, string>> = { population: 'P', legal_person: 'L', credit: 'C' };
 const ID_DIGITS = 7;
 
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(1000 + i).slice(1));
+const DIGITS4 = Array.from({ length: 10_000 }, (_, i) => String(10_000 + i).slice(1));
+
 /** The source id of index i: P0000001 for index 0 (zero-padded, so string order is index order). */
 export function recordId(kind: SourceKind, index: number): string {
   const n = index + 1;
@@ -49,8 +52,7 @@ export function recordId(kind: SourceKind, index: number): string {
   const lo = n % 10_000;
   return ID_PREFIX[kind] + DIGITS3[(n - lo) / 10_000]! + DIGITS4[lo]!;
 }
-const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(1000 + i).slice(1));
-const DIGITS4 = Array.from({ length: 10_000 }, (_, i) => String(10_000 + i).slice(1));
+
 
 /** The index of a source id of this kind, or null when it is not one. */
 export function indexOfId(kind: SourceKind, id: string): number | null {
