@@ -4,6 +4,7 @@ import { loadConfig } from '../core/config.ts';
 import { StartupError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { seedDemo } from '../db/seeds/demo.ts';
+import { startDemoSources } from '../db/seeds/demo-sources.ts';
 import { startInlineRunner } from '../workers/inline.ts';
 import { Queue } from 'bullmq';
 import type { JobQueuePort } from '../connectors/graphql.ts';
@@ -33,6 +34,9 @@ async function main(): Promise<void> {
     ? { enqueue: async (name, data) => (await producer.add(name, data)).id }
     : { enqueue: (name, data) => runner!.enqueue(name, data) };
   const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true, jobs });
+  // The embedded demo pulls from department simulators running in this process.
+  const sources = embedded ? await startDemoSources(services.database.db, logger) : undefined;
+  for (const id of sources?.neverSynced ?? []) await jobs.enqueue('connectors.sync', { connectorId: id, trigger: 'demo-start' });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, app.listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -51,6 +55,7 @@ async function main(): Promise<void> {
     server.close();
     server.closeIdleConnections();
     await runner?.stop();
+    await sources?.close();
     await producer?.close();
     redis?.disconnect();
     await services.close();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/index.ts';
 import { makeUscc } from '../core/ids.ts';
+import { startSimulator } from '../connectors/simulators/index.ts';
 import { createPgDatabase, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
 
@@ -100,6 +101,30 @@ describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
     const refused = await hub(['token', '--key', keyFile, '--url', running.url], env);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/invalid_client: client is disabled/);
+  });
+
+  it('creates a connector from a file and syncs it with a progress line and a JSON report', async () => {
+    const sim = await startSimulator({ kind: 'population', records: 1500, auth: { type: 'bearer', token: 'cli-token' } });
+    try {
+      const file = path.join(dir, 'connector.json');
+      fs.writeFileSync(file, JSON.stringify({ id: 'cli-pop', name: '公安人口', departmentCode: '11350100003500019B', kind: 'population', adapter: 'http', config: { url: sim.url, auth: { type: 'bearer', tokenEnv: 'CLI_SIM_TOKEN' }, pageSize: 500 } }));
+      const departments = JSON.parse((await hub(['departments', 'list'], env)).stdout) as { code: string; name: string }[];
+      const police = departments.find((d) => d.name === '福州市公安局')!.code;
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('11350100003500019B', police));
+      const created = await hub(['connectors', 'create', '--file', file], env);
+      expect(JSON.parse(created.stdout)).toMatchObject({ id: 'cli-pop', kind: 'population', adapter: 'http' });
+      const sync = await hub(['sync', 'cli-pop'], { ...env, CLI_SIM_TOKEN: 'cli-token' });
+      expect(sync.status).toBe(0);
+      const report = JSON.parse(sync.stdout);
+      expect(report).toMatchObject({ connectorId: 'cli-pop', status: 'SUCCEEDED', fetched: 1500, batches: 3 });
+      expect(report.inserted + Object.values(report.quarantined as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(1500);
+      expect(sync.stderr).toMatch(/sync cli-pop \| 1500 fetched/);
+      const noToken = await hub(['sync', 'cli-pop', '--full'], env);
+      expect(noToken.status).toBe(1);
+      expect(JSON.parse(noToken.stdout)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/CLI_SIM_TOKEN/) });
+    } finally {
+      await sim.close();
+    }
   });
 
   it('rotates a client key and the hub\'s token key', async () => {
