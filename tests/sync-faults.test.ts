@@ -117,6 +117,27 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
     expect(state[0]!.circuit).toBe('CLOSED');
   });
 
+  it('stops at a batch boundary on shutdown (SIGTERM) and resumes from that checkpoint', async () => {
+    const { changed } = population.advance(0.5);
+    const controller = new AbortController();
+    let batches = 0;
+    const stopped = await runSync(tdb.database, 'pop-http', {
+      ...fast,
+      signal: controller.signal,
+      pageSize: 200,
+      onProgress: (p) => {
+        batches = p.batches;
+        if (batches === 3) controller.abort();
+      },
+    });
+    expect(stopped).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^INTERRUPTED/), batches: 3 });
+    const resumed = await runSync(tdb.database, 'pop-http', fast);
+    expect(resumed.status).toBe('SUCCEEDED');
+    expect(stopped.fetched + resumed.fetched).toBe(changed); // nothing read twice, nothing skipped
+    const want = expected(population, (r) => String(r.sfzh));
+    expect(await subjects(tdb, 'population')).toEqual([...want.valid].sort());
+  });
+
   it('gives up on a source that times out, naming the timeout', async () => {
     population.setFaults({ mode: 'timeout', count: 3 });
     const r = await runSync(tdb.database, 'pop-http', { ...fast, breaker: { threshold: 10, cooldownMs: 0 } });
