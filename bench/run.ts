@@ -94,7 +94,7 @@ async function ingest(): Promise<void> {
     (l) => l.startsWith('{"url"'),
   );
   const simUrl = (JSON.parse(sim.line) as { url: string }).url;
-  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 4 });
+  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 4, appRole: true });
   try {
     await migrateDatabase(database);
     const db = database.db;
@@ -136,7 +136,11 @@ async function ingest(): Promise<void> {
       if (!page.next) break;
       cursor = page.next;
     }
-    await db.execute(sql`create table base_records_baseline (like base_records including all)`);
+    // DDL is the owner's: the hub's role may create nothing
+    const owner = new pg.Client({ connectionString: url.toString() });
+    await owner.connect();
+    await owner.query('create table base_records_baseline (like base_records including all)');
+    await owner.end();
     t = Date.now();
     for (let i = 0; i < rowsForBaseline.length; i += 2000) {
       const chunk = rowsForBaseline.slice(i, i + 2000);

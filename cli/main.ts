@@ -37,7 +37,7 @@ function cfg(): HubConfig {
  */
 async function withDatabase<T>(fn: (database: Database) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
   const c = cfg();
-  const database = await openDatabase({ databaseUrl: c.databaseUrl, dataDir: c.dataDir, poolSize: 3 });
+  const database = await openDatabase({ databaseUrl: c.databaseUrl, dataDir: c.dataDir, poolSize: 3, appRole: true });
   try {
     if (options.migrate || database.driver === 'pglite') await migrateDatabase(database);
     return await fn(database);

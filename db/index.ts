@@ -21,6 +21,8 @@ export interface Database {
   driver: 'pg' | 'pglite';
   /** The connection URL (pg only), for work that needs its own session, such as migrations. */
   url?: string;
+  /** PGlite: whether the session should work as hub_app (migrations step out of it and back). */
+  appRole?: boolean;
   /**
    * Runs `fn` on one dedicated connection (pg) — for session-level advisory locks, which die with the connection
    * when a process is killed. PGlite has a single session; callers guard re-entry within the process themselves.
@@ -37,15 +39,22 @@ export interface OpenOptions {
   dataDir?: string;
   poolSize?: number;
   logger?: Logger;
+  /**
+   * Work as the role `hub_app`, which owns nothing and may not UPDATE, DELETE or TRUNCATE the audit log or the base
+   * data history. Every hub process does; migrations and administrative tools connect as the owner.
+   */
+  appRole?: boolean;
 }
+
+export const APP_ROLE = 'hub_app';
 
 /**
  * Opens PostgreSQL through node-postgres when a URL is given, else embedded PGlite in dataDir (locked, so a second
  * process is refused rather than silently diverging).
  */
 export async function openDatabase(options: OpenOptions): Promise<Database> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 20, options.logger);
-  return openPglite(options.dataDir ?? '.hub');
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 20, options.logger, Boolean(options.appRole));
+  return openPglite(options.dataDir ?? '.hub', Boolean(options.appRole));
 }
 
 /** int8 as a JS number (ids and counts stay far below 2^53), numeric as string: the same from both drivers. */
@@ -54,11 +63,12 @@ const INT8 = 20;
 const BYTEA = 17;
 const parseBytea = (v: string) => Buffer.from(v.startsWith('\\x') ? v.slice(2) : v, 'hex');
 
-async function openPostgres(url: string, poolSize: number, logger?: Logger): Promise<Database> {
+async function openPostgres(url: string, poolSize: number, logger: Logger | undefined, appRole: boolean): Promise<Database> {
   const pg = (await import('pg')).default;
   const { drizzle } = await import('drizzle-orm/node-postgres');
   pg.types.setTypeParser(INT8, (v: string) => Number(v));
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'hub' });
+  // The role is a startup parameter, so no connection of the pool ever works as the owner.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'hub', ...(appRole ? { options: `-c role=${APP_ROLE}` } : {}) });
   pool.on('error', (err) => logger?.error({ err }, 'idle database connection failed'));
   const db = drizzle(pool, { schema }) as unknown as Db;
   const listeners = new Map<string, Set<(p: string) => void>>();
@@ -102,7 +112,7 @@ async function openPostgres(url: string, poolSize: number, logger?: Logger): Pro
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, appRole: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   const { drizzle } = await import('drizzle-orm/pglite');
@@ -118,9 +128,10 @@ async function openPglite(dataDir: string): Promise<Database> {
       parsers: { [INT8]: (v: string) => Number(v), [BYTEA]: parseBytea },
     });
     const db = drizzle(client, { schema }) as unknown as Db;
-    return {
+    const database: Database = {
       db,
       driver: 'pglite',
+      appRole,
       session: (fn) => fn(db),
       async listen(channel, onPayload) {
         const unsub = await client.listen(channel, onPayload);
@@ -131,6 +142,9 @@ async function openPglite(dataDir: string): Promise<Database> {
         lock?.release();
       },
     };
+    // PGlite has one session: it switches role once the role exists (after the first migration, see migrate.ts).
+    if (appRole) await switchToAppRole(database);
+    return database;
   } catch (error) {
     lock?.release();
     throw error;
@@ -151,4 +165,10 @@ export async function notify(db: Db, channel: string, payload: string): Promise<
 /** A transaction-scoped advisory lock: serialises one kind of work across every process on the database. */
 export async function advisoryXactLock(tx: Db, name: string): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${name}))`);
+}
+
+/** PGlite: works as hub_app from now on, if the role exists yet (the first migration creates it). */
+export async function switchToAppRole(database: Database): Promise<void> {
+  const [r] = await rows<{ exists: boolean }>(database.db, sql`select exists (select 1 from pg_roles where rolname = ${APP_ROLE}) as exists`);
+  if (r?.exists) await database.db.execute(sql.raw(`set role ${APP_ROLE}`));
 }

@@ -1,5 +1,5 @@
-import type { Database } from './index.ts';
-import { MIGRATIONS_DIR } from './index.ts';
+import { sql } from 'drizzle-orm';
+import { MIGRATIONS_DIR, switchToAppRole, type Database } from './index.ts';
 
 /**
  * Applies the committed migrations (db/migrations). Several processes may start at once against one PostgreSQL:
@@ -9,7 +9,10 @@ import { MIGRATIONS_DIR } from './index.ts';
 export async function migrateDatabase(database: Database): Promise<void> {
   if (database.driver === 'pglite') {
     const { migrate } = await import('drizzle-orm/pglite/migrator');
+    // PGlite's single session steps out of hub_app to migrate as the owner, and back.
+    if (database.appRole) await database.db.execute(sql`reset role`);
     await migrate(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
+    if (database.appRole) await switchToAppRole(database);
     return;
   }
   const pg = (await import('pg')).default;

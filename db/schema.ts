@@ -3,3 +3,4 @@ export * from '../directory/schema.ts';
 export * from '../auth/schema.ts';
 export * from '../basedata/schema.ts';
 export * from '../connectors/schema.ts';
+export * from '../audit/schema.ts';

@@ -36,7 +36,7 @@ export interface OpenHubOptions {
 export async function openHub(config: HubConfig, logger: Logger, options: OpenHubOptions = {}): Promise<HubServices> {
   const database =
     options.database ??
-    (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger }));
+    (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger, appRole: true }));
   try {
     if (options.migrate || database.driver === 'pglite') await migrateDatabase(database);
     const masterKey = resolveMasterKey(config.masterKey, config.dataDir);

@@ -116,7 +116,7 @@ describe.each(drivers())('client authentication and access tokens (%s)', (driver
       expect(await refused(assertionParams(a))).toMatch(/already used/);
     });
     it('a jti replayed to a second app instance on the same database', async () => {
-      const second = await startTestHub(tdb.url ? await openDatabase({ databaseUrl: tdb.url, poolSize: 2 }) : tdb.database);
+      const second = await startTestHub(tdb.url ? await openDatabase({ databaseUrl: tdb.url, poolSize: 2, appRole: true }) : tdb.database);
       try {
         const a = await createClientAssertion(consumer, TEST_ISSUER);
         expect((await hub.tokenRequest(assertionParams(a))).status).toBe(200);

@@ -35,7 +35,7 @@ describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
 
   beforeAll(async () => {
     tdb = await createPgDatabase();
-    running = await startTestHub(await openDatabase({ databaseUrl: tdb.url!, poolSize: 4 }));
+    running = await startTestHub(await openDatabase({ databaseUrl: tdb.url!, poolSize: 4, appRole: true }));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-cli-'));
     env = { DATABASE_URL: tdb.url!, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_DATA_DIR: dir, HUB_ISSUER: running.url };
   });

@@ -226,7 +226,7 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
     });
 
     it('refuses a revoked grant at once in a second app instance on the same database', async () => {
-      const second = await startTestHub(tdb.url ? await openDatabase({ databaseUrl: tdb.url, poolSize: 2 }) : tdb.database);
+      const second = await startTestHub(tdb.url ? await openDatabase({ databaseUrl: tdb.url, poolSize: 2, appRole: true }) : tdb.database);
       try {
         await expect(second.services.grants.check({ clientId: consumerId }, OPEN, ['name'], '350100-DJ-0001')).resolves.toBeTruthy();
         const grants = (await ok(police, `{ grants(resourceCode: "${OPEN}", active: true) { id clientId } }`)).grants as { id: string; clientId: string }[];

@@ -36,7 +36,7 @@ export async function createPgDatabase(): Promise<TestDatabase> {
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 10 });
+  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 10, appRole: true });
   return {
     database,
     url: url.toString(),
@@ -52,7 +52,7 @@ export async function createPgDatabase(): Promise<TestDatabase> {
 
 /** A throw-away embedded database, migrated. */
 export async function createPgliteDatabase(): Promise<TestDatabase> {
-  const database = await openDatabase({ dataDir: 'memory://' });
+  const database = await openDatabase({ dataDir: 'memory://', appRole: true });
   await migrateDatabase(database);
   return { database, drop: () => database.close() };
 }

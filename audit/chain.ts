@@ -1,0 +1,125 @@
+import crypto from 'node:crypto';
+
+/**
+ * The audit log's two structures, both over SHA-256:
+ * - a hash chain: hash(n) = SHA-256(hash(n-1) ‖ canonical(entry n)), with hash(0) = 64 zeros, so changing,
+ *   removing or reordering any entry breaks every hash after it;
+ * - an RFC 6962 Merkle tree over the chain hashes: leaf = SHA-256(0x00 ‖ h), node = SHA-256(0x01 ‖ left ‖ right),
+ *   whose signed heads (checkpoints) let anyone holding one prove, with logarithmic proofs, that an entry is in the
+ *   log and that a later head extends an earlier one.
+ */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The fields of an entry that are hashed, in a fixed order; absent values are null. */
+export interface ChainedEntry {
+  seq: number;
+  at: string;
+  clientId: string | null;
+  department: string | null;
+  operator: string | null;
+  itemCode: string | null;
+  caseId: string | null;
+  operation: string;
+  resourceCode: string | null;
+  subject: string | null;
+  fields: string[] | null;
+  outcome: string;
+  reason: string | null;
+  withholdBasis: string | null;
+  requestId: string | null;
+  details: Record<string, unknown> | null;
+}
+
+function canonical(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  return `{${Object.keys(value as Record<string, unknown>)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+    .join(',')}}`;
+}
+
+export function canonicalEntry(e: ChainedEntry): string {
+  return canonical([e.seq, e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.subject, e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId, e.details]);
+}
+
+export function chainHash(prevHash: string, e: ChainedEntry): string {
+  return crypto.createHash('sha256').update(prevHash, 'hex').update(canonicalEntry(e)).digest('hex');
+}
+
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+
+export function leafHash(entryHash: string): Buffer {
+  return crypto.createHash('sha256').update(LEAF).update(Buffer.from(entryHash, 'hex')).digest();
+}
+
+export function nodeHash(left: Buffer, right: Buffer): Buffer {
+  return crypto.createHash('sha256').update(NODE).update(left).update(right).digest();
+}
+
+/** The largest power of two smaller than n (RFC 6962's split point k). */
+function split(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/** MTH(D[lo:hi]) over leaf hashes. */
+export function merkleRoot(leaves: readonly Buffer[], lo = 0, hi = leaves.length): Buffer {
+  const n = hi - lo;
+  if (n === 0) return crypto.createHash('sha256').digest();
+  if (n === 1) return leaves[lo]!;
+  const k = split(n);
+  return nodeHash(merkleRoot(leaves, lo, lo + k), merkleRoot(leaves, lo + k, hi));
+}
+
+/** PATH(m, D[0:n]): the audit path of leaf m (0-based) in the tree of the first n leaves. */
+export function inclusionProof(leaves: readonly Buffer[], m: number, lo = 0, hi = leaves.length): Buffer[] {
+  const n = hi - lo;
+  if (n <= 1) return [];
+  const k = split(n);
+  return m < k
+    ? [...inclusionProof(leaves, m, lo, lo + k), merkleRoot(leaves, lo + k, hi)]
+    : [...inclusionProof(leaves, m - k, lo + k, hi), merkleRoot(leaves, lo, lo + k)];
+}
+
+/** PROOF(m, D[0:n]) (RFC 6962 §2.1.2): shows the tree of n leaves extends the tree of its first m. */
+export function consistencyProof(leaves: readonly Buffer[], m: number, n = leaves.length): Buffer[] {
+  const subproof = (m: number, lo: number, hi: number, complete: boolean): Buffer[] => {
+    const n = hi - lo;
+    if (m === n) return complete ? [] : [merkleRoot(leaves, lo, hi)];
+    const k = split(n);
+    return m <= k
+      ? [...subproof(m, lo, lo + k, complete), merkleRoot(leaves, lo + k, hi)]
+      : [...subproof(m - k, lo + k, hi, false), merkleRoot(leaves, lo, lo + k)];
+  };
+  if (m <= 0 || m > n) throw new RangeError(`consistency proof needs 0 < m ≤ n (m=${m}, n=${n})`);
+  return subproof(m, 0, n, true);
+}
+
+/**
+ * Appends leaves to a compact range (the roots of the perfect subtrees covering the leaves so far, largest first)
+ * and returns the new range; `rootOfRange` folds it into the tree head. A checkpoint stores its range, so the next
+ * one hashes only the leaves added since.
+ */
+export function extendRange(range: readonly Buffer[], size: number, leaves: readonly Buffer[]): Buffer[] {
+  const out = [...range];
+  let n = size;
+  for (const leaf of leaves) {
+    let node = leaf;
+    // merge while the lowest bit of n is set: each set bit of n is a perfect subtree at the end of the range
+    for (let bits = n; bits & 1; bits >>= 1) node = nodeHash(out.pop()!, node);
+    out.push(node);
+    n++;
+  }
+  return out;
+}
+
+export function rootOfRange(range: readonly Buffer[]): Buffer {
+  if (range.length === 0) return crypto.createHash('sha256').digest();
+  let acc = range[range.length - 1]!;
+  for (let i = range.length - 2; i >= 0; i--) acc = nodeHash(range[i]!, acc);
+  return acc;
+}

@@ -1,0 +1,155 @@
+import crypto from 'node:crypto';
+import { and, asc, desc, gt, lte } from 'drizzle-orm';
+import { compactVerify, SignJWT } from 'jose';
+import type { KeyRing } from '../auth/keys.ts';
+import { advisoryXactLock, type Db } from '../db/index.ts';
+import { extendRange, inclusionProof, consistencyProof, leafHash, rootOfRange, GENESIS_HASH, chainHash, type ChainedEntry } from './chain.ts';
+import { auditCheckpoints, auditEntries } from './schema.ts';
+
+export type Checkpoint = typeof auditCheckpoints.$inferSelect;
+export const CHECKPOINT_TYP = 'audit-checkpoint+jwt';
+
+/**
+ * Seals the entries written since the last checkpoint into a signed tree head. Only the new leaves are hashed: the
+ * previous checkpoint's compact range carries the rest. Returns null when nothing new was written.
+ */
+export async function createCheckpoint(db: Db, keys: KeyRing, issuer: string): Promise<Checkpoint | null> {
+  return db.transaction(async (tx) => {
+    await advisoryXactLock(tx, 'hub:audit-checkpoint');
+    const [last] = await tx.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(1);
+    let size = last?.treeSize ?? 0;
+    let range: Buffer[] = (last?.frontier ?? []).map((h) => Buffer.from(h, 'hex'));
+    let lastHash = last?.lastHash ?? GENESIS_HASH;
+    for (;;) {
+      const chunk = await tx
+        .select({ seq: auditEntries.seq, hash: auditEntries.hash })
+        .from(auditEntries)
+        .where(gt(auditEntries.seq, size))
+        .orderBy(asc(auditEntries.seq))
+        .limit(50_000);
+      if (chunk.length === 0) break;
+      range = extendRange(range, size, chunk.map((c) => leafHash(c.hash)));
+      size = chunk.at(-1)!.seq;
+      lastHash = chunk.at(-1)!.hash;
+    }
+    if (size === (last?.treeSize ?? 0)) return null;
+    const rootHash = rootOfRange(range).toString('hex');
+    const signer = keys.signer('audit');
+    const createdAt = new Date();
+    const signature = await new SignJWT({ tree_size: size, root_hash: rootHash, last_hash: lastHash })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: CHECKPOINT_TYP })
+      .setIssuer(issuer)
+      .setIssuedAt(Math.floor(createdAt.getTime() / 1000))
+      .sign(signer.privateKey);
+    const [row] = await tx
+      .insert(auditCheckpoints)
+      .values({ treeSize: size, rootHash, lastHash, frontier: range.map((b) => b.toString('hex')), signature, kid: signer.kid, createdAt })
+      .returning();
+    return row!;
+  });
+}
+
+export async function listCheckpoints(db: Db, limit = 100): Promise<Checkpoint[]> {
+  return db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(limit);
+}
+
+async function leavesUpTo(db: Db, n: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let after = 0; after < n; ) {
+    const chunk = await db
+      .select({ seq: auditEntries.seq, hash: auditEntries.hash })
+      .from(auditEntries)
+      .where(and(gt(auditEntries.seq, after), lte(auditEntries.seq, n)))
+      .orderBy(asc(auditEntries.seq))
+      .limit(50_000);
+    if (chunk.length === 0) break;
+    for (const c of chunk) out.push(leafHash(c.hash));
+    after = chunk.at(-1)!.seq;
+  }
+  return out;
+}
+
+/** The audit path of entry `seq` in the tree of a checkpoint's size (RFC 6962 inclusion proof). */
+export async function proveInclusion(db: Db, seq: number, treeSize: number): Promise<{ leafIndex: number; treeSize: number; entryHash: string; path: string[] }> {
+  if (!(seq >= 1 && seq <= treeSize)) throw new RangeError('the entry is not in a tree of that size');
+  const leaves = await leavesUpTo(db, treeSize);
+  if (leaves.length !== treeSize) throw new RangeError(`the log holds ${leaves.length} entries, fewer than ${treeSize}`);
+  const [entry] = await db.select({ hash: auditEntries.hash }).from(auditEntries).where(and(gt(auditEntries.seq, seq - 1), lte(auditEntries.seq, seq)));
+  return { leafIndex: seq - 1, treeSize, entryHash: entry!.hash, path: inclusionProof(leaves, seq - 1).map((b) => b.toString('hex')) };
+}
+
+/** The proof that the tree of size `to` extends the tree of size `from` (RFC 6962 consistency proof). */
+export async function proveConsistency(db: Db, from: number, to: number): Promise<string[]> {
+  const leaves = await leavesUpTo(db, to);
+  if (leaves.length !== to) throw new RangeError(`the log holds ${leaves.length} entries, fewer than ${to}`);
+  return consistencyProof(leaves, from, to).map((b) => b.toString('hex'));
+}
+
+export interface VerifyProblem {
+  seq: number;
+  kind: 'GAP' | 'PREV_HASH' | 'HASH' | 'CHECKPOINT_ROOT' | 'CHECKPOINT_SIGNATURE' | 'CHECKPOINT_BEYOND_LOG';
+  message: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  entries: number;
+  checkpoints: number;
+  problem: VerifyProblem | null;
+  seconds: number;
+}
+
+/**
+ * Recomputes the whole chain and every checkpoint's tree head and signature; stops at the first entry that does
+ * not match and names it. `keyFor` gives the public key of an audit-key kid (from the JWKS).
+ */
+export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<crypto.KeyObject | undefined>): Promise<VerifyReport> {
+  const started = Date.now();
+  const checkpoints = (await db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.treeSize))).map((c) => c);
+  let next = 0;
+  let prev = GENESIS_HASH;
+  let expected = 1;
+  let range: Buffer[] = [];
+  const fail = (problem: VerifyProblem): VerifyReport => ({ ok: false, entries: expected - 1, checkpoints: next, problem, seconds: (Date.now() - started) / 1000 });
+  const checkAt = async (size: number): Promise<VerifyProblem | null> => {
+    while (next < checkpoints.length && checkpoints[next]!.treeSize === size) {
+      const c = checkpoints[next]!;
+      const root = rootOfRange(range).toString('hex');
+      if (root !== c.rootHash || c.lastHash !== prev) return { seq: size, kind: 'CHECKPOINT_ROOT', message: `checkpoint at tree size ${size} does not match the entries up to ${size}` };
+      const key = await keyFor(c.kid);
+      try {
+        if (!key) throw new Error('unknown key');
+        const { payload } = await compactVerify(c.signature, key);
+        const claims = JSON.parse(Buffer.from(payload).toString()) as { tree_size: number; root_hash: string; last_hash: string };
+        if (claims.tree_size !== size || claims.root_hash !== c.rootHash || claims.last_hash !== c.lastHash) throw new Error('claims differ');
+      } catch (error) {
+        return { seq: size, kind: 'CHECKPOINT_SIGNATURE', message: `checkpoint at tree size ${size}: signature does not verify (${(error as Error).message})` };
+      }
+      next++;
+    }
+    return null;
+  };
+  const first = await checkAt(0);
+  if (first) return fail(first);
+  for (let after = 0; ; ) {
+    const chunk = await db.select().from(auditEntries).where(gt(auditEntries.seq, after)).orderBy(asc(auditEntries.seq)).limit(10_000);
+    if (chunk.length === 0) break;
+    for (const row of chunk) {
+      if (row.seq !== expected) return fail({ seq: expected, kind: 'GAP', message: `entry ${expected} is missing (the next one present is ${row.seq})` });
+      if (row.prevHash !== prev) return fail({ seq: row.seq, kind: 'PREV_HASH', message: `entry ${row.seq} does not follow entry ${row.seq - 1}` });
+      const e: ChainedEntry = { ...row, at: row.at.toISOString() };
+      if (chainHash(prev, e) !== row.hash) return fail({ seq: row.seq, kind: 'HASH', message: `entry ${row.seq} was altered: its content does not give its hash` });
+      prev = row.hash;
+      range = extendRange(range, expected - 1, [leafHash(row.hash)]);
+      const bad = await checkAt(expected);
+      if (bad) return fail(bad);
+      expected++;
+    }
+    after = chunk.at(-1)!.seq;
+  }
+  if (next < checkpoints.length) {
+    const c = checkpoints[next]!;
+    return fail({ seq: c.treeSize, kind: 'CHECKPOINT_BEYOND_LOG', message: `checkpoint at tree size ${c.treeSize} covers entries the log no longer holds (it ends at ${expected - 1})` });
+  }
+  return { ok: true, entries: expected - 1, checkpoints: next, problem: null, seconds: (Date.now() - started) / 1000 };
+}
