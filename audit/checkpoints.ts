@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import type crypto from 'node:crypto';
 import { and, asc, desc, gt, lte } from 'drizzle-orm';
 import { compactVerify, SignJWT } from 'jose';
 import type { KeyRing } from '../auth/keys.ts';
