@@ -214,3 +214,10 @@ export class KeyRing {
     await this.unlisten?.();
   }
 }
+
+/** The public key of a hub audit key by kid, from the database (for `hub audit verify`). */
+export async function auditPublicKey(db: Db, kid: string): Promise<KeyObject | undefined> {
+  const [row] = await db.select({ jwk: hubKeys.publicJwk, purpose: hubKeys.purpose }).from(hubKeys).where(eq(hubKeys.kid, kid));
+  if (!row || row.purpose !== 'audit') return undefined;
+  return crypto.createPublicKey({ key: row.jwk as crypto.JsonWebKey, format: 'jwk' });
+}

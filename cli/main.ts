@@ -3,7 +3,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { fetchAccessToken, generateClientKey, readClientFile, writeClientFile, type ClientKeyAlg } from '../auth/client-file.ts';
 import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, type ClientRecord } from '../auth/clients.ts';
-import { listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
+import { auditPublicKey, KeyRing, listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
+import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { SingleBar, Presets } from 'cli-progress';
@@ -258,6 +259,30 @@ async function syncThroughRunningHub(connectorId: string, full: boolean, keyFile
     if (run.status !== 'RUNNING') return run;
   }
 }
+
+const audit = program.command('audit').description('the tamper-evident audit log');
+audit
+  .command('verify')
+  .description('recompute the chain and every signed checkpoint; exit 1 naming the first entry that does not match')
+  .action(async () => {
+    const report = await withDb((db) => verifyAuditLog(db, (kid) => auditPublicKey(db, kid)));
+    out(report);
+    if (!report.ok) process.exitCode = 1;
+  });
+audit
+  .command('checkpoint')
+  .description('seal the entries written since the last checkpoint into a signed tree head now')
+  .action(async () => {
+    const c = await withDatabase(async (database) => {
+      const ring = await KeyRing.open(database, await masterKeyFor(database.db));
+      try {
+        return await createCheckpoint(database.db, ring, cfg().issuer);
+      } finally {
+        await ring.close();
+      }
+    });
+    out(c ? { treeSize: c.treeSize, rootHash: c.rootHash, kid: c.kid } : { treeSize: null, message: 'nothing new to seal' });
+  });
 
 const keys = program.command('keys').description('the hub\'s own signing keys');
 keys.command('list').action(async () => out(await withDb((db) => listHubKeys(db))));

@@ -3,6 +3,7 @@ import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContex
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { notify, type Database, type Db } from '../db/index.ts';
+import { appendInTransaction } from '../audit/writer.ts';
 import { addWorkingDays } from './calendar.ts';
 import { registeredItemCodes } from './items.ts';
 import { addNotification } from './notifications.ts';
@@ -83,32 +84,34 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
     legalBasis: input.legalBasis?.trim() || null,
     validUntil,
   };
+  const decided = (status: 'APPROVED' | 'REFUSED', reason: string) => ({ ...base, status, reason, decidedBy: 'hub', decidedAt: now });
   return ctx.db.transaction(async (tx) => {
+    let r: AccessRequest;
     if (resource.sharingType === 'NONE') {
-      const [r] = await tx
-        .insert(accessRequests)
-        .values({ ...base, status: 'REFUSED', reason: `不予共享: ${resource.legalBasis}`, decidedBy: 'hub', decidedAt: now })
-        .returning();
-      return r!;
+      [r] = (await tx.insert(accessRequests).values(decided('REFUSED', `不予共享: ${resource.legalBasis}`)).returning()) as [AccessRequest];
+    } else if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0) {
+      [r] = (await tx.insert(accessRequests).values(decided('APPROVED', '无条件共享')).returning()) as [AccessRequest];
+      await createGrant(tx, { requestId: r.id, clientId: principal.clientId, resourceCode: resource.code, fields, unmaskedFields: [], itemCodes, expiresAt: validUntil, grantedBy: 'hub' });
+    } else {
+      const { dueAt, provisional } = await addWorkingDays(tx, now, DECISION_WORKING_DAYS);
+      [r] = (await tx.insert(accessRequests).values({ ...base, status: 'PENDING', dueAt, dueProvisional: provisional }).returning()) as [AccessRequest];
+      await addNotification(tx, resource.providerCode, 'ACCESS_REQUEST_NEW', r.id, requestPayload(r, resource.name));
     }
-    if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0) {
-      const [r] = await tx.insert(accessRequests).values({ ...base, status: 'APPROVED', reason: '无条件共享', decidedBy: 'hub', decidedAt: now }).returning();
-      await createGrant(tx, {
-        requestId: r!.id,
+    // who asked, for what and why, and what the hub decided on arrival: in the audit log, in the same transaction
+    await appendInTransaction(tx, [
+      {
         clientId: principal.clientId,
+        department: principal.department,
+        operation: 'ACCESS_REQUEST',
         resourceCode: resource.code,
         fields,
-        unmaskedFields: [],
-        itemCodes,
-        expiresAt: validUntil,
-        grantedBy: 'hub',
-      });
-      return r!;
-    }
-    const { dueAt, provisional } = await addWorkingDays(tx, now, DECISION_WORKING_DAYS);
-    const [r] = await tx.insert(accessRequests).values({ ...base, status: 'PENDING', dueAt, dueProvisional: provisional }).returning();
-    await addNotification(tx, resource.providerCode, 'ACCESS_REQUEST_NEW', r!.id, requestPayload(r!, resource.name));
-    return r!;
+        outcome: 'DONE',
+        reason: r.reason,
+        requestId: ctx.requestId,
+        details: { accessRequest: r.id, status: r.status, itemCodes, fullFields, purpose, legalBasis: base.legalBasis, dueAt: r.dueAt?.toISOString() ?? null },
+      },
+    ]);
+    return r;
   });
 }
 
@@ -164,6 +167,19 @@ export async function decideAccessRequest(
       .where(and(eq(accessRequests.id, id), eq(accessRequests.status, 'PENDING')))
       .returning();
     if (!updated) throw new HubError('CONFLICT', `access request ${id} is already ${request.status}`);
+    await appendInTransaction(tx, [
+      {
+        clientId: ctx.principal.clientId,
+        department: ctx.principal.department,
+        operation: 'ACCESS_DECISION',
+        resourceCode: request.resourceCode,
+        fields,
+        outcome: 'DONE',
+        reason,
+        requestId: ctx.requestId,
+        details: { accessRequest: id, approve: decision.approve, consumer: request.clientId, fullFields, asked: request.fields },
+      },
+    ]);
     if (decision.approve) {
       await createGrant(tx, {
         requestId: id,
@@ -240,6 +256,19 @@ export async function revokeGrant(ctx: HubContext, id: string, reason: string): 
       .where(and(eq(grants.id, id), isNull(grants.revokedAt)))
       .returning();
     if (!r) throw new HubError('CONFLICT', `grant ${id} is already revoked`);
+    await appendInTransaction(tx, [
+      {
+        clientId: ctx.principal.clientId,
+        department: ctx.principal.department,
+        operation: 'GRANT_REVOKE',
+        resourceCode: g.resourceCode,
+        fields: g.fields,
+        outcome: 'DONE',
+        reason: reason.trim(),
+        requestId: ctx.requestId,
+        details: { grant: id, consumer: g.clientId },
+      },
+    ]);
     await notify(tx, GRANTS_CHANNEL, g.clientId);
     return r;
   });

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import { sql } from 'drizzle-orm';
+import { listCheckpoints } from '../audit/checkpoints.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
@@ -47,6 +48,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   const { logger, oauth, keys, database } = services;
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? false });
   const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false, grants: services.grants,
+    audit: services.audit,
     masterKey: services.masterKey,
     jobs: options.jobs ?? {
       enqueue: () => {
@@ -91,6 +93,13 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       req.log.error({ err: error }, 'token endpoint failed');
       res.status(500).json({ error: 'server_error', error_description: 'the token could not be issued' });
     }
+  });
+  app.get('/audit/checkpoints', async (req, res) => {
+    const limit = Math.min(Number(req.query.limit ?? 100) || 100, 1000);
+    const rows = await listCheckpoints(database.db, limit);
+    res.set('cache-control', 'public, max-age=10').json({
+      checkpoints: rows.map((c) => ({ treeSize: c.treeSize, rootHash: c.rootHash, lastHash: c.lastHash, signature: c.signature, kid: c.kid, createdAt: c.createdAt.toISOString() })),
+    });
   });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

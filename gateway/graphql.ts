@@ -5,6 +5,8 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { getOperationAST, GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import * as auditGraphql from '../audit/graphql.ts';
+import type { AuditPorts } from '../audit/graphql.ts';
 import * as authGraphql from '../auth/graphql.ts';
 import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
@@ -63,7 +65,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql, directoryGraphql, connectorsGraphql];
+const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -136,10 +138,10 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts;
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts;
 
 export function buildYoga(
-  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts,
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts & AuditPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
@@ -149,7 +151,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const probes: ReadinessProbe[] = [];
   const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;
   if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
-  const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey });
+  const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey, keys: services.keys, issuer: config.issuer });
 
   const producer = redis ? new Queue(config.queue, { connection: redis, defaultJobOptions: DEFAULT_JOB_OPTIONS }) : undefined;
   const jobs: JobQueuePort = producer

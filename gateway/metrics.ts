@@ -52,6 +52,7 @@ const KNOWN_ROUTES = new Set([
   '/healthz',
   '/readyz',
   '/metrics',
+  '/audit/checkpoints',
 ]);
 
 /** A bounded route label: unknown paths collapse so a scanner cannot blow up the label set. */

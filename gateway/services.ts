@@ -2,6 +2,7 @@ import { ClientCache } from '../auth/clients.ts';
 import { KeyRing, ensureHubKeys } from '../auth/keys.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { OAuthServer } from '../auth/oauth.ts';
+import { AuditWriter } from '../audit/writer.ts';
 import { GrantChecker } from '../directory/access.ts';
 import type { HubConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
@@ -18,6 +19,7 @@ export interface HubServices {
   clients: ClientCache;
   oauth: OAuthServer;
   grants: GrantChecker;
+  audit: AuditWriter;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     const keys = await KeyRing.open(database, masterKey, logger);
     const clients = await ClientCache.open(database, logger);
     const grants = await GrantChecker.open(database, logger);
+    const audit = new AuditWriter(database.db);
     const oauth = new OAuthServer({ db: database.db, keys, clients, issuer: config.issuer, ...(options.now ? { now: options.now } : {}) });
     return {
       config,
@@ -56,7 +59,9 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
       clients,
       oauth,
       grants,
+      audit,
       async close() {
+        await audit.drain();
         await grants.close();
         await keys.close();
         await clients.close();

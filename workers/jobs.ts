@@ -1,3 +1,5 @@
+import { createCheckpoint } from '../audit/checkpoints.ts';
+import type { KeyRing } from '../auth/keys.ts';
 import { purgeExpiredAssertions } from '../auth/oauth.ts';
 import { runSync } from '../connectors/sync.ts';
 import type { Logger } from '../core/logger.ts';
@@ -14,6 +16,9 @@ export interface JobDeps {
   masterKey: Buffer;
   /** aborted on SIGTERM: long jobs stop at their next checkpoint */
   signal?: AbortSignal;
+  /** the hub's keys (audit checkpoints are signed with the audit key) and its issuer name */
+  keys?: KeyRing;
+  issuer?: string;
 }
 
 export interface JobDefinition {
@@ -45,6 +50,15 @@ const definitions = {
     everyMs: 30 * 1000,
     async handler({ db, masterKey, logger }) {
       return deliverNotifications(db, masterKey, logger);
+    },
+  },
+  /** 审计封存: seals the entries written since the last checkpoint into a signed tree head. */
+  'audit.checkpoint': {
+    everyMs: 60 * 1000,
+    async handler({ db, keys, issuer }) {
+      if (!keys || !issuer) throw new Error('audit.checkpoint needs the hub keys');
+      const c = await createCheckpoint(db, keys, issuer);
+      return c ? { treeSize: c.treeSize, rootHash: c.rootHash } : { treeSize: null };
     },
   },
   /** One connector's sync; scheduled per connector (its cron), or enqueued by `runConnector` / `hub sync`. */

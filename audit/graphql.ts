@@ -1,0 +1,140 @@
+import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { requireRole, type HubContext } from '../core/context.ts';
+import { badInput } from '../core/errors.ts';
+import { proveConsistency, proveInclusion } from './checkpoints.ts';
+import { auditCheckpoints, auditEntries } from './schema.ts';
+import type { AuditWriter } from './writer.ts';
+
+export interface AuditPorts {
+  audit: AuditWriter;
+}
+type Ctx = HubContext & AuditPorts;
+type Entry = typeof auditEntries.$inferSelect;
+
+export const typeDefs = /* GraphQL */ `
+  enum AuditOutcome { RETURNED NOT_FOUND REFUSED DONE }
+  "One entry of the audit log: who, what, when, why"
+  type AccessLogEntry {
+    id: ID!
+    at: String!
+    clientId: String
+    department: String
+    operator: String
+    itemCode: String
+    caseId: String
+    operation: String!
+    resourceCode: String
+    subject: String
+    fields: [String!]
+    outcome: AuditOutcome!
+    reason: String
+    withholdBasis: String
+    hash: String!
+  }
+  type AccessLogEdge { cursor: String! node: AccessLogEntry! }
+  type AccessLogConnection { edges: [AccessLogEdge!]! pageInfo: PageInfo! }
+  input AccessLogFilter {
+    clientId: String
+    department: String
+    resourceCode: String
+    subject: String
+    itemCode: String
+    caseId: String
+    operation: String
+    outcome: AuditOutcome
+    "ISO instant, inclusive"
+    from: String
+    "ISO instant, exclusive"
+    to: String
+  }
+  type InclusionProof { leafIndex: Int! treeSize: Int! entryHash: String! "sibling hashes, leaf to root (hex)" path: [String!]! }
+  type AuditCheckpoint { treeSize: Int! rootHash: String! lastHash: String! signature: String! kid: String! createdAt: String! }
+
+  extend type Query {
+    "auditors: every entry; providers: the reads of their department's resources"
+    accessLog(filter: AccessLogFilter, first: Int, after: String): AccessLogConnection!
+    auditCheckpoints(first: Int): [AuditCheckpoint!]!
+    "RFC 6962 audit path of entry id in the tree of treeSize entries"
+    auditInclusionProof(id: ID!, treeSize: Int!): InclusionProof!
+    "RFC 6962 proof that the tree of size to extends the tree of size from"
+    auditConsistencyProof(from: Int!, to: Int!): [String!]!
+  }
+`;
+
+function instant(value: string | undefined, field: string): Date | undefined {
+  if (!value) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw badInput(`filter.${field}`, `${field} must be an ISO instant`);
+  return d;
+}
+
+export const resolvers = {
+  Query: {
+    accessLog: async (_: unknown, a: { filter?: Record<string, string>; first?: number; after?: string }, ctx: Ctx) => {
+      const p = requireRole(ctx, 'auditor', 'provider');
+      const f = a.filter ?? {};
+      const first = a.first ?? 50;
+      if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', 'first must be from 1 to 500');
+      const conditions: SQL[] = [];
+      if (f.clientId) conditions.push(eq(auditEntries.clientId, f.clientId));
+      if (f.department) conditions.push(eq(auditEntries.department, f.department));
+      if (f.resourceCode) conditions.push(eq(auditEntries.resourceCode, f.resourceCode));
+      if (f.subject) conditions.push(eq(auditEntries.subject, f.subject));
+      if (f.itemCode) conditions.push(eq(auditEntries.itemCode, f.itemCode));
+      if (f.caseId) conditions.push(eq(auditEntries.caseId, f.caseId));
+      if (f.operation) conditions.push(eq(auditEntries.operation, f.operation));
+      if (f.outcome) conditions.push(eq(auditEntries.outcome, f.outcome));
+      const from = instant(f.from, 'from');
+      const to = instant(f.to, 'to');
+      if (from) conditions.push(gte(auditEntries.at, from));
+      if (to) conditions.push(lt(auditEntries.at, to));
+      if (!p.roles.includes('auditor')) {
+        // a department sees who read its own resources
+        conditions.push(inArray(auditEntries.resourceCode, sql`(select code from resources where current and provider_code = ${p.department})`));
+      }
+      if (a.after) {
+        const seq = Number(Buffer.from(a.after, 'base64url').toString());
+        if (!Number.isInteger(seq)) throw badInput('after', 'the cursor is not one this API gave out');
+        conditions.push(lt(auditEntries.seq, seq));
+      }
+      const rows = await ctx.db
+        .select()
+        .from(auditEntries)
+        .where(conditions.length ? and(...conditions) : undefined)
+        .orderBy(desc(auditEntries.seq))
+        .limit(first + 1);
+      // an auditor's search is itself an act on the record
+      await ctx.audit.append({
+        clientId: p.clientId,
+        department: p.department,
+        operation: 'AUDIT_SEARCH',
+        outcome: 'DONE',
+        requestId: ctx.requestId,
+        details: { filter: f, first },
+        ...(f.subject ? { subject: f.subject } : {}),
+      });
+      const edges = rows.slice(0, first).map((node) => ({ cursor: Buffer.from(String(node.seq)).toString('base64url'), node }));
+      return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };
+    },
+    auditCheckpoints: (_: unknown, a: { first?: number }, ctx: Ctx) =>
+      ctx.db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(Math.min(a.first ?? 20, 200)),
+    auditInclusionProof: async (_: unknown, a: { id: string; treeSize: number }, ctx: Ctx) => {
+      const seq = Number(a.id);
+      const [cp] = await ctx.db.select().from(auditCheckpoints).where(eq(auditCheckpoints.treeSize, a.treeSize));
+      if (!cp) throw badInput('treeSize', `no checkpoint has tree size ${a.treeSize}`);
+      if (!Number.isInteger(seq) || seq < 1 || seq > a.treeSize) throw badInput('id', `entry ${a.id} is not in the tree of size ${a.treeSize}`);
+      return proveInclusion(ctx.db, seq, a.treeSize);
+    },
+    auditConsistencyProof: async (_: unknown, a: { from: number; to: number }, ctx: Ctx) => {
+      const sizes = await ctx.db.select({ n: auditCheckpoints.treeSize }).from(auditCheckpoints).where(and(gte(auditCheckpoints.treeSize, a.from), lte(auditCheckpoints.treeSize, a.to)));
+      const known = new Set(sizes.map((s) => s.n));
+      if (!known.has(a.from) || !known.has(a.to) || a.from > a.to) throw badInput('from', 'from and to must be tree sizes of checkpoints, from ≤ to');
+      return proveConsistency(ctx.db, a.from, a.to);
+    },
+  },
+  AccessLogEntry: {
+    id: (e: Entry) => String(e.seq),
+    at: (e: Entry) => e.at.toISOString(),
+  },
+  AuditCheckpoint: { createdAt: (c: { createdAt: Date }) => c.createdAt.toISOString() },
+};
