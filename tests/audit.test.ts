@@ -1,0 +1,279 @@
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { sql } from 'drizzle-orm';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
+import { AuditWriter } from '../audit/writer.ts';
+import { auditPublicKey } from '../auth/keys.ts';
+import { openDatabase, rows, type Db } from '../db/index.ts';
+import { createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
+import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+
+// ——— A minimal, separate verifier (RFC 9162 §2.1.3.2 and §2.1.4.2), written here so the hub's own code is not
+// checking itself. ———
+const H = (...parts: Buffer[]) => crypto.createHash('sha256').update(Buffer.concat(parts)).digest();
+const ONE = Buffer.from([1]);
+const leaf = (entryHash: string) => H(Buffer.from([0]), Buffer.from(entryHash, 'hex'));
+
+function verifyInclusion(index: number, size: number, leafHash: Buffer, path: Buffer[], root: Buffer): boolean {
+  if (index >= size) return false;
+  let fn = index;
+  let sn = size - 1;
+  let r = leafHash;
+  for (const p of path) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = H(ONE, p, r);
+      if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) {
+        fn >>= 1;
+        sn >>= 1;
+      }
+    } else {
+      r = H(ONE, r, p);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  return sn === 0 && r.equals(root);
+}
+
+function verifyConsistency(first: number, second: number, firstRoot: Buffer, secondRoot: Buffer, proof: Buffer[]): boolean {
+  if (first === second) return proof.length === 0 && firstRoot.equals(secondRoot);
+  const path = (first & (first - 1)) === 0 ? [firstRoot, ...proof] : [...proof];
+  let fn = first - 1;
+  let sn = second - 1;
+  while (fn % 2 === 1) {
+    fn >>= 1;
+    sn >>= 1;
+  }
+  let fr = path[0]!;
+  let sr = path[0]!;
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = H(ONE, c, fr);
+      sr = H(ONE, c, sr);
+      if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) {
+        fn >>= 1;
+        sn >>= 1;
+      }
+    } else {
+      sr = H(ONE, sr, c);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  return sn === 0 && fr.equals(firstRoot) && sr.equals(secondRoot);
+}
+
+const record = (i: number) => ({ clientId: 'c1', department: 'D', operation: 'PERSON_READ', subject: `3501021990010${String(i).padStart(5, '0')}`, itemCode: 'ITEM', caseId: `CASE-${i}`, fields: ['name'], outcome: 'RETURNED' as const });
+
+describe.each(drivers())('the audit log (%s)', (driver) => {
+  let tdb: TestDatabase;
+  let hub: TestHub;
+  let auditor: string;
+  /** The database as its owner (a superuser): what an administrator could do behind the hub's back. */
+  let asOwner: (query: string) => Promise<void>;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase(driver);
+    hub = await startTestHub(tdb.database);
+    auditor = await hub.token(await hub.newClient(['auditor']));
+    if (driver === 'pg') {
+      asOwner = async (q) => {
+        const c = new pg.Client({ connectionString: tdb.url });
+        await c.connect();
+        try {
+          await c.query(q);
+        } finally {
+          await c.end();
+        }
+      };
+    } else {
+      asOwner = async (q) => {
+        await tdb.database.db.execute(sql`reset role`);
+        try {
+          await tdb.database.db.execute(sql.raw(q));
+        } finally {
+          await tdb.database.db.execute(sql`set role hub_app`);
+        }
+      };
+    }
+  });
+  afterAll(async () => {
+    await hub?.close();
+    await tdb?.drop();
+  });
+
+  const verify = () => verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid));
+
+  it('group-commits concurrent appends into few transactions, one gap-free chain', async () => {
+    const before = (await rows<{ n: number }>(tdb.database.db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
+    const writer = new AuditWriter(tdb.database.db);
+    const seqs = await Promise.all(Array.from({ length: 500 }, (_, i) => writer.append(record(i))));
+    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => before + i + 1));
+    const [{ batches } = { batches: 0 }] = await rows<{ batches: number }>(tdb.database.db, sql`select count(distinct at)::int8 as batches from audit_entries where seq > ${before}`);
+    expect(batches).toBeLessThanOrEqual(5);
+    expect(await verify()).toMatchObject({ ok: true, entries: before + 500 });
+  });
+
+  it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
+    const denied = async (q: string) => {
+      const error = await tdb.database.db.execute(sql.raw(q)).then(() => null, (e: unknown) => e);
+      const code = (error as { code?: string; cause?: { code?: string } } | null)?.code ?? (error as { cause?: { code?: string } } | null)?.cause?.code;
+      expect(code, q).toBe('42501');
+    };
+    await denied(`update audit_entries set subject = 'x' where seq = 1`);
+    await denied(`delete from audit_entries where seq = 1`);
+    await denied(`truncate audit_entries`);
+    await denied(`delete from audit_checkpoints`);
+    await denied(`update base_record_history set data = '{}'::jsonb`);
+    await denied(`truncate base_record_history`);
+    const [role] = await rows<{ current_user: string }>(tdb.database.db, sql`select current_user`);
+    expect(role!.current_user).toBe('hub_app');
+  });
+
+  it('signs checkpoints that verify against the JWKS, and proves inclusion and consistency to a separate verifier', async () => {
+    const first = (await createCheckpoint(tdb.database.db, hub.services.keys, TEST_ISSUER))!;
+    const writer = new AuditWriter(tdb.database.db);
+    await writer.appendMany(Array.from({ length: 37 }, (_, i) => record(1000 + i)));
+    const second = (await createCheckpoint(tdb.database.db, hub.services.keys, TEST_ISSUER))!;
+    expect(second.treeSize).toBe(first.treeSize + 37);
+    expect(await createCheckpoint(tdb.database.db, hub.services.keys, TEST_ISSUER)).toBeNull();
+
+    const published = (await (await fetch(`${hub.url}/audit/checkpoints`)).json()) as { checkpoints: { treeSize: number; signature: string; rootHash: string }[] };
+    expect(published.checkpoints.map((c) => c.treeSize).slice(0, 2)).toEqual([second.treeSize, first.treeSize]);
+    const jwks = createRemoteJWKSet(new URL(`${hub.url}/.well-known/jwks.json`));
+    const { payload } = await jwtVerify(published.checkpoints[0]!.signature, jwks, { issuer: TEST_ISSUER, typ: 'audit-checkpoint+jwt' });
+    expect(payload).toMatchObject({ tree_size: second.treeSize, root_hash: second.rootHash });
+
+    const root = Buffer.from(second.rootHash, 'hex');
+    for (const id of [1, Math.floor(second.treeSize / 2), first.treeSize, second.treeSize]) {
+      const r = await hub.graphql(`{ auditInclusionProof(id: "${id}", treeSize: ${second.treeSize}) { leafIndex treeSize entryHash path } }`, auditor);
+      const proof = r.body.data!.auditInclusionProof as { leafIndex: number; entryHash: string; path: string[] };
+      const [entry] = await rows<{ hash: string }>(tdb.database.db, sql`select hash from audit_entries where seq = ${id}`);
+      expect(proof.entryHash).toBe(entry!.hash);
+      expect(verifyInclusion(proof.leafIndex, second.treeSize, leaf(entry!.hash), proof.path.map((h) => Buffer.from(h, 'hex')), root)).toBe(true);
+      expect(verifyInclusion(proof.leafIndex, second.treeSize, leaf('00'.repeat(32)), proof.path.map((h) => Buffer.from(h, 'hex')), root)).toBe(false);
+    }
+    const c = await hub.graphql(`{ auditConsistencyProof(from: ${first.treeSize}, to: ${second.treeSize}) }`, auditor);
+    const proof = (c.body.data!.auditConsistencyProof as string[]).map((h) => Buffer.from(h, 'hex'));
+    expect(verifyConsistency(first.treeSize, second.treeSize, Buffer.from(first.rootHash, 'hex'), root, proof)).toBe(true);
+    expect(verifyConsistency(first.treeSize, second.treeSize, crypto.randomBytes(32), root, proof)).toBe(false);
+  });
+
+  it('names the first altered, deleted or reordered entry', async () => {
+    expect((await verify()).ok).toBe(true);
+    const original = async (seq: number) => (await rows<Record<string, unknown>>(tdb.database.db, sql`select subject from audit_entries where seq = ${seq}`))[0]!.subject as string;
+
+    const s7 = await original(7);
+    await asOwner(`update audit_entries set subject = '110105194912310021' where seq = 7`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: 7, kind: 'HASH' } });
+    await asOwner(`update audit_entries set subject = '${s7}' where seq = 7`);
+    expect((await verify()).ok).toBe(true);
+
+    await asOwner(`create table saved_entry as select * from audit_entries where seq = 5`);
+    await asOwner(`delete from audit_entries where seq = 5`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: 5, kind: 'GAP' } });
+    await asOwner(`insert into audit_entries select * from saved_entry`);
+    await asOwner(`drop table saved_entry`);
+    expect((await verify()).ok).toBe(true);
+
+    // reorder: entries 3 and 4 swap places
+    await asOwner(`update audit_entries set seq = -3 where seq = 3`);
+    await asOwner(`update audit_entries set seq = 3 where seq = 4`);
+    await asOwner(`update audit_entries set seq = 4 where seq = -3`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: 3, kind: 'PREV_HASH' } });
+    await asOwner(`update audit_entries set seq = -3 where seq = 3`);
+    await asOwner(`update audit_entries set seq = 3 where seq = 4`);
+    await asOwner(`update audit_entries set seq = 4 where seq = -3`);
+    expect((await verify()).ok).toBe(true);
+
+    // an entry slipped in: another's copy at the end, chained to nothing
+    await asOwner(`insert into audit_entries select seq + 100000, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash from audit_entries where seq = 2`);
+    const [{ max } = { max: 0 }] = await rows<{ max: number }>(tdb.database.db, sql`select max(seq)::int8 as max from audit_entries where seq < 100000`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: max + 1, kind: 'GAP' } });
+    await asOwner(`delete from audit_entries where seq > 100000`);
+
+    // the newest sealed entry removed: the checkpoint covers more than the log holds
+    const [{ size } = { size: 0 }] = await rows<{ size: number }>(tdb.database.db, sql`select max(tree_size)::int8 as size from audit_checkpoints`);
+    await asOwner(`create table saved_last as select * from audit_entries where seq >= ${size}`);
+    await asOwner(`delete from audit_entries where seq >= ${size}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { kind: 'CHECKPOINT_BEYOND_LOG', seq: size } });
+    await asOwner(`insert into audit_entries select * from saved_last`);
+    await asOwner(`drop table saved_last`);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('fails the caller when the record cannot be written', async () => {
+    const broken = await openDatabase({ dataDir: 'memory://' }); // a database without the audit tables
+    try {
+      await expect(new AuditWriter(broken.db).append(record(1))).rejects.toThrow();
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('lets auditors search the log, records their search, and shows a department only reads of its resources', async () => {
+    const r = await hub.graphql(`{ accessLog(filter: { caseId: "CASE-3" }, first: 5) { edges { node { id operation subject caseId outcome } } pageInfo { hasNextPage } } }`, auditor);
+    const edges = (r.body.data!.accessLog as { edges: { node: { caseId: string } }[] }).edges;
+    expect(edges.length).toBeGreaterThan(0);
+    expect(edges.every((e) => e.node.caseId === 'CASE-3')).toBe(true);
+    const searches = await rows<{ operation: string }>(tdb.database.db, sql`select operation from audit_entries where operation = 'AUDIT_SEARCH'`);
+    expect(searches.length).toBeGreaterThan(0);
+    const consumer = await hub.token(await hub.newClient(['consumer']));
+    expect((await hub.graphql(`{ accessLog { edges { node { id } } } }`, consumer)).body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes', () => {
+  let tdb: TestDatabase;
+  let hub: TestHub;
+  const asOwner = async (q: string) => {
+    const c = new pg.Client({ connectionString: tdb.url });
+    await c.connect();
+    try {
+      await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  const verify = () => verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid));
+  beforeAll(async () => {
+    tdb = await createTestDatabase('pg');
+    hub = await startTestHub(tdb.database);
+    await new AuditWriter(tdb.database.db).appendMany(Array.from({ length: 20 }, (_, i) => record(i)));
+    await createCheckpoint(tdb.database.db, hub.services.keys, TEST_ISSUER);
+  });
+  afterAll(async () => {
+    await hub?.close();
+    await tdb?.drop();
+  });
+
+  it('hub audit verify exits 1 and names the entry', async () => {
+    const env = { ...process.env, DATABASE_URL: tdb.url!, HUB_MASTER_KEY: TEST_MASTER_KEY, NODE_ENV: '' };
+    const good = spawnSync(process.execPath, ['cli/bin.js', 'audit', 'verify'], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(good.status).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ ok: true, problem: null });
+    await asOwner(`update audit_entries set reason = 'edited' where seq = 11`);
+    const bad = spawnSync(process.execPath, ['cli/bin.js', 'audit', 'verify'], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, problem: { seq: 11, kind: 'HASH', message: 'entry 11 was altered: its content does not give its hash' } });
+    await asOwner(`update audit_entries set reason = null where seq = 11`);
+  });
+
+  it('keeps one valid chain when two processes\' writers append at once', async () => {
+    const other = await openDatabase({ databaseUrl: tdb.url!, poolSize: 4, appRole: true });
+    try {
+      const a = new AuditWriter(tdb.database.db);
+      const b = new AuditWriter(other.db as Db);
+      await Promise.all([...Array.from({ length: 300 }, (_, i) => a.append(record(5000 + i))), ...Array.from({ length: 300 }, (_, i) => b.append(record(6000 + i)))]);
+      expect((await verify()).ok).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
+});
