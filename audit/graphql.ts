@@ -1,5 +1,5 @@
-import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
-import { requireRole, type HubContext } from '../core/context.ts';
+import { and, desc, eq, gte, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { requireHolder, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
 import { auditCheckpoints, auditEntries } from './schema.ts';
@@ -58,6 +58,8 @@ export const typeDefs = /* GraphQL */ `
     auditInclusionProof(id: ID!, treeSize: Int!): InclusionProof!
     "RFC 6962 proof that the tree of size to extends the tree of size from"
     auditConsistencyProof(from: Int!, to: Int!): [String!]!
+    "a holder's own view (like Estonia's Data Tracker): who read my data, when, for which item and case"
+    myAccessLog(first: Int, after: String): AccessLogConnection!
   }
 `;
 
@@ -66,6 +68,18 @@ function instant(value: string | undefined, field: string): Date | undefined {
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) throw badInput(`filter.${field}`, `${field} must be an ISO instant`);
   return d;
+}
+
+function cursorSeq(after: string | undefined): number | undefined {
+  if (!after) return undefined;
+  const seq = Number(Buffer.from(after, 'base64url').toString());
+  if (!Number.isInteger(seq)) throw badInput('after', 'the cursor is not one this API gave out');
+  return seq;
+}
+
+function page(rows: Entry[], first: number) {
+  const edges = rows.slice(0, first).map((node) => ({ cursor: Buffer.from(String(node.seq)).toString('base64url'), node }));
+  return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };
 }
 
 export const resolvers = {
@@ -92,11 +106,8 @@ export const resolvers = {
         // a department sees who read its own resources
         conditions.push(inArray(auditEntries.resourceCode, sql`(select code from resources where current and provider_code = ${p.department})`));
       }
-      if (a.after) {
-        const seq = Number(Buffer.from(a.after, 'base64url').toString());
-        if (!Number.isInteger(seq)) throw badInput('after', 'the cursor is not one this API gave out');
-        conditions.push(lt(auditEntries.seq, seq));
-      }
+      const after = cursorSeq(a.after);
+      if (after !== undefined) conditions.push(lt(auditEntries.seq, after));
       const rows = await ctx.db
         .select()
         .from(auditEntries)
@@ -113,8 +124,18 @@ export const resolvers = {
         details: { filter: f, first },
         ...(f.subject ? { subject: f.subject } : {}),
       });
-      const edges = rows.slice(0, first).map((node) => ({ cursor: Buffer.from(String(node.seq)).toString('base64url'), node }));
-      return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };
+      return page(rows, first);
+    },
+    myAccessLog: async (_: unknown, a: { first?: number; after?: string }, ctx: Ctx) => {
+      const holder = requireHolder(ctx);
+      const first = a.first ?? 50;
+      if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', 'first must be from 1 to 500');
+      // reads withheld under a legal basis (withholdBasis) stay out of the holder's view; administrative acts too
+      const conditions: SQL[] = [eq(auditEntries.subject, holder.subject), isNull(auditEntries.withholdBasis), inArray(auditEntries.outcome, ['RETURNED', 'NOT_FOUND'])];
+      const after = cursorSeq(a.after);
+      if (after !== undefined) conditions.push(lt(auditEntries.seq, after));
+      const rows = await ctx.db.select().from(auditEntries).where(and(...conditions)).orderBy(desc(auditEntries.seq)).limit(first + 1);
+      return page(rows, first);
     },
     auditCheckpoints: (_: unknown, a: { first?: number }, ctx: Ctx) =>
       ctx.db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(Math.min(a.first ?? 20, 200)),

@@ -1,4 +1,7 @@
-import type { HubContext } from '../core/context.ts';
+import { requireRole, type HubContext } from '../core/context.ts';
+import { maskIdNumber } from '../core/ids.ts';
+import { issueHolderToken } from './holders.ts';
+import type { KeyRing } from './keys.ts';
 
 export const typeDefs = /* GraphQL */ `
   "The caller, as the hub authenticated it."
@@ -15,16 +18,40 @@ export const typeDefs = /* GraphQL */ `
   extend type Query {
     viewer: Viewer!
   }
+
+  enum SubjectCodeType { ID_NUMBER USCC }
+  type HolderToken { token: String! expiresIn: Int! }
+
+  extend type Mutation {
+    "the demo's stand-in for an identity provider: a holder token for a citizen or company (admins only)"
+    issueHolderToken(code: String!, codeType: SubjectCodeType): HolderToken!
+  }
 `;
 
 export const resolvers = {
   Query: {
-    viewer: (_: unknown, __: unknown, ctx: HubContext) => ({
-      clientId: ctx.principal.clientId,
-      name: ctx.principal.name,
-      department: ctx.principal.department,
-      roles: ctx.principal.roles,
-      tokenExpiresAt: new Date(ctx.principal.expiresAt).toISOString(),
-    }),
+    viewer: (_: unknown, __: unknown, ctx: HubContext) => {
+      const p = ctx.principal;
+      return {
+        clientId: p.clientId,
+        name: p.kind === 'holder' ? p.name || maskIdNumber(p.subject) : p.name,
+        department: p.department,
+        roles: p.kind === 'holder' ? ['holder'] : p.roles,
+        tokenExpiresAt: new Date(p.expiresAt).toISOString(),
+      };
+    },
+  },
+  Mutation: {
+    issueHolderToken: async (_: unknown, a: { code: string; codeType?: 'ID_NUMBER' | 'USCC' }, ctx: HubContext & AuthPorts) => {
+      requireRole(ctx, 'admin');
+      const { token, expiresIn } = await issueHolderToken(ctx.keys, ctx.issuer, a.code.trim().toUpperCase(), { codeType: a.codeType ?? null });
+      return { token, expiresIn };
+    },
   },
 };
+
+/** What the auth room's resolvers need beyond the common context. */
+export interface AuthPorts {
+  keys: KeyRing;
+  issuer: string;
+}

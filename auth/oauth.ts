@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { lt, sql } from 'drizzle-orm';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import type { ClientPrincipal } from '../core/context.ts';
+import type { ClientPrincipal, HolderPrincipal } from '../core/context.ts';
+import { holderPrincipal, type OidcVerifier } from './holders.ts';
 import { HubError } from '../core/errors.ts';
 import type { Db } from '../db/index.ts';
 import { CLIENT_KEY_ALGS, type CachedClient, type ClientCache } from './clients.ts';
@@ -42,6 +43,8 @@ export interface OAuthServerOptions {
   clients: ClientCache;
   issuer: string;
   now?: () => number;
+  /** holders' ID tokens from an OpenID Connect provider, when one is configured */
+  oidc?: OidcVerifier;
 }
 
 /**
@@ -186,8 +189,9 @@ export class OAuthServer {
    * token is seen (jose would re-parse and await, at about half the speed), then the claims and the client's
    * current state every time.
    */
-  async verifyAccessToken(token: string): Promise<ClientPrincipal> {
+  async verifyAccessToken(token: string): Promise<ClientPrincipal | HolderPrincipal> {
     const hit = this.verified.get(token);
+    if (!hit && this.options.oidc && unverifiedIssuer(token) === this.options.oidc.options.issuer) return this.options.oidc.verify(token);
     const { kid, payload } = hit ?? (await this.verifySignature(token));
     if (!this.options.keys.verificationKey(kid, 'token')) {
       this.verified.delete(token);
@@ -202,6 +206,7 @@ export class OAuthServer {
       if (this.verified.size >= OAuthServer.VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(token, { kid, payload });
     }
+    if (payload.holder === true) return holderPrincipal(payload, String(payload.sub));
     const clientId = payload.client_id as string;
     const client = await this.options.clients.get(clientId);
     if (!client || !client.active) throw unauthenticated('the client is unknown or disabled');
@@ -244,8 +249,20 @@ export class OAuthServer {
     const nowSec = this.now() / 1000;
     if (payload.iss !== this.issuer || payload.aud !== this.issuer) throw unauthenticated('the Bearer token is for another issuer');
     if (typeof payload.iat === 'number' && payload.iat > nowSec + CLOCK_SKEW_SECONDS) throw unauthenticated('the Bearer token is not yet valid');
-    if (typeof payload.client_id !== 'string' || !Array.isArray(payload.roles)) throw unauthenticated('the Bearer token names no client');
+    if (payload.holder === true) {
+      if (typeof payload.sub !== 'string') throw unauthenticated('the holder token names no holder');
+    } else if (typeof payload.client_id !== 'string' || !Array.isArray(payload.roles)) {
+      throw unauthenticated('the Bearer token names no client');
+    }
     return { kid: header.kid, payload };
+  }
+}
+
+function unverifiedIssuer(token: string): unknown {
+  try {
+    return (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iss?: unknown }).iss;
+  } catch {
+    return undefined;
   }
 }
 

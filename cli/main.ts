@@ -5,6 +5,7 @@ import { fetchAccessToken, generateClientKey, readClientFile, writeClientFile, t
 import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, type ClientRecord } from '../auth/clients.ts';
 import { auditPublicKey, KeyRing, listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
+import { issueHolderToken } from '../auth/holders.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { SingleBar, Presets } from 'cli-progress';
@@ -235,18 +236,26 @@ program
     if ((report as { status?: string }).status === 'FAILED') process.exitCode = 1;
   });
 
-/** The embedded database belongs to the running hub: ask it to run the connector, and follow the run. */
-async function syncThroughRunningHub(connectorId: string, full: boolean, keyFile: string, show: (p: never) => void): Promise<unknown> {
+/**
+ * The embedded database belongs to the running hub (PGlite serves one process): commands that need it ask the hub
+ * over GraphQL instead, as an admin client.
+ */
+async function runningHub(keyFile: string): Promise<(query: string, variables: Record<string, unknown>) => Promise<Record<string, unknown>>> {
   if (!fs.existsSync(keyFile)) throw new StartupError(`the embedded hub is running and holds its database; give --key with an admin client file to ask it (none at ${keyFile})`);
   const file = readClientFile(keyFile);
   const base = file.token_endpoint?.replace(/\/oauth\/token$/, '') ?? cfg().issuer;
   const { access_token } = await fetchAccessToken(file, base);
-  const gql = async (query: string, variables: Record<string, unknown>) => {
+  return async (query, variables) => {
     const res = await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` }, body: JSON.stringify({ query, variables }) });
     const body = (await res.json()) as { data?: Record<string, unknown>; errors?: { message: string; extensions?: { code?: string } }[] };
     if (body.errors?.length) throw new StartupError(`${body.errors[0]!.extensions?.code ?? 'ERROR'}: ${body.errors[0]!.message}`);
     return body.data!;
   };
+}
+
+/** Asks the running hub to run the connector, and follows the run. */
+async function syncThroughRunningHub(connectorId: string, full: boolean, keyFile: string, show: (p: never) => void): Promise<unknown> {
+  const gql = await runningHub(keyFile);
   const since = new Date();
   await gql('mutation($id: ID!, $full: Boolean) { runConnector(id: $id, full: $full) { jobId } }', { id: connectorId, full });
   const RUNS = 'query($id: String!) { syncRuns(connectorId: $id, first: 5) { id status startedAt fetched inserted updated unchanged quarantined batches error mode } }';
@@ -259,6 +268,35 @@ async function syncThroughRunningHub(connectorId: string, full: boolean, keyFile
     if (run.status !== 'RUNNING') return run;
   }
 }
+
+program
+  .command('holders')
+  .description('citizens and companies (持证主体)')
+  .command('token')
+  .description('print a holder token for a citizen or company: the demo\'s stand-in for a real identity provider')
+  .requiredOption('--code <code>', '公民身份号码 or 统一社会信用代码')
+  .addOption(new Option('--code-type <type>', 'when the code passes both checks').choices(['ID_NUMBER', 'USCC']))
+  .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
+  .action(async (opts: { code: string; codeType?: 'ID_NUMBER' | 'USCC'; key?: string }) => {
+    const code = opts.code.trim().toUpperCase();
+    let token: string;
+    try {
+      token = await withDatabase(async (database) => {
+        const ring = await KeyRing.open(database, await masterKeyFor(database.db));
+        try {
+          return (await issueHolderToken(ring, cfg().issuer, code, { codeType: opts.codeType ?? null })).token;
+        } finally {
+          await ring.close();
+        }
+      });
+    } catch (error) {
+      if (!(error instanceof StartupError && /in use by process/.test(error.message))) throw error;
+      const gql = await runningHub(opts.key ?? path.join(cfg().dataDir, 'demo-admin.json'));
+      const data = await gql('mutation($code: String!, $t: SubjectCodeType) { issueHolderToken(code: $code, codeType: $t) { token } }', { code, t: opts.codeType ?? null });
+      token = (data.issueHolderToken as { token: string }).token;
+    }
+    process.stdout.write(`${token}\n`);
+  });
 
 const audit = program.command('audit').description('the tamper-evident audit log');
 audit

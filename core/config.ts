@@ -29,6 +29,9 @@ const envSchema = z.object({
   HUB_LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   HUB_DB_POOL_SIZE: optional(z.coerce.number().int().min(1).max(500)),
   HUB_REQUIRE_SERVICES: optional(z.enum(['0', '1'])),
+  HUB_OIDC_ISSUER: optional(url(['http:', 'https:'])),
+  HUB_OIDC_AUDIENCE: optional(z.string()),
+  HUB_OIDC_SUBJECT_CLAIM: optional(z.string()),
   HUB_QUEUE: optional(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, _ or -')),
 });
 
@@ -47,6 +50,8 @@ export interface HubConfig {
   dbPoolSize: number;
   /** the BullMQ queue name (one per deployment) */
   queue: string;
+  /** holders' identity provider (OpenID Connect): ID tokens from it are accepted for the holders' own views */
+  oidc: { issuer: string; audience: string; subjectClaim: string } | undefined;
 }
 
 export function decodeMasterKey(value: string): Buffer | null {
@@ -89,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     logLevel: e.HUB_LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     dbPoolSize: e.HUB_DB_POOL_SIZE ?? 20,
     queue: e.HUB_QUEUE ?? 'hub',
+    oidc: e.HUB_OIDC_ISSUER ? { issuer: e.HUB_OIDC_ISSUER, audience: e.HUB_OIDC_AUDIENCE ?? 'hub', subjectClaim: e.HUB_OIDC_SUBJECT_CLAIM ?? 'id_number' } : undefined,
   };
 }
 

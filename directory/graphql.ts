@@ -289,7 +289,7 @@ export const resolvers = {
     accessRequests: (_: unknown, a: { filter?: Parameters<typeof listAccessRequests>[1]; first?: number }, ctx: Ctx) =>
       listAccessRequests(ctx, a.filter ?? {}, Math.min(pageSize(a.first ?? 100), 100)),
     grants: (_: unknown, a: { resourceCode?: string; clientId?: string; active?: boolean }, ctx: Ctx) => listGrants(ctx, a),
-    allowedResources: (_: unknown, __: unknown, ctx: Ctx) => ctx.grants.allowed(ctx.principal.clientId),
+    allowedResources: (_: unknown, __: unknown, ctx: Ctx) => ctx.grants.allowed(requireRole(ctx, 'consumer', 'provider', 'issuer', 'auditor', 'admin').clientId),
     serviceItems: async (_: unknown, a: { query?: string; first?: number; after?: string }, ctx: Ctx) =>
       connection(await searchServiceItems(ctx.db, a.query, pageSize(a.first), a.after ?? null), (i) => i.code),
     serviceItem: async (_: unknown, a: { code: string }, ctx: Ctx) => (await getServiceItem(ctx.db, a.code)) ?? null,

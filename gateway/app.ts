@@ -49,6 +49,8 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? false });
   const yoga = buildYoga({ db: database.db, logger, metrics, graphiql: options.graphiql ?? false, grants: services.grants,
     audit: services.audit,
+    keys: services.keys,
+    issuer: services.config.issuer,
     masterKey: services.masterKey,
     jobs: options.jobs ?? {
       enqueue: () => {
@@ -151,7 +153,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     }
     oauth.verifyAccessToken(header.slice(7).trim()).then(
       (principal) => {
-        (req as IncomingMessage & { clientId?: string }).clientId = principal.clientId;
+        (req as IncomingMessage & { clientId?: string }).clientId = principal.kind === 'client' ? principal.clientId : 'holder';
         void yoga.handle(req, res, { principal, requestId, log });
       },
       (error: unknown) => {

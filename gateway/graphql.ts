@@ -8,6 +8,7 @@ import { createSchema, createYoga, type Plugin, type YogaServerInstance } from '
 import * as auditGraphql from '../audit/graphql.ts';
 import type { AuditPorts } from '../audit/graphql.ts';
 import * as authGraphql from '../auth/graphql.ts';
+import type { AuthPorts } from '../auth/graphql.ts';
 import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
 import * as directoryGraphql from '../directory/graphql.ts';
@@ -138,10 +139,10 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts;
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts;
 
 export function buildYoga(
-  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts & AuditPorts,
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
@@ -151,7 +152,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

@@ -1,6 +1,7 @@
 import { ClientCache } from '../auth/clients.ts';
 import { KeyRing, ensureHubKeys } from '../auth/keys.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
+import { OidcVerifier } from '../auth/holders.ts';
 import { OAuthServer } from '../auth/oauth.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { GrantChecker } from '../directory/access.ts';
@@ -49,7 +50,14 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     const clients = await ClientCache.open(database, logger);
     const grants = await GrantChecker.open(database, logger);
     const audit = new AuditWriter(database.db);
-    const oauth = new OAuthServer({ db: database.db, keys, clients, issuer: config.issuer, ...(options.now ? { now: options.now } : {}) });
+    const oauth = new OAuthServer({
+      db: database.db,
+      keys,
+      clients,
+      issuer: config.issuer,
+      ...(options.now ? { now: options.now } : {}),
+      ...(config.oidc ? { oidc: new OidcVerifier(config.oidc) } : {}),
+    });
     return {
       config,
       logger,

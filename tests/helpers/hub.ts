@@ -39,9 +39,9 @@ export interface GraphQLBody {
 export const DEPT = DEMO_DEPARTMENTS[3].code;
 
 /** A hub app on a given database, listening on a free loopback port. */
-export async function startTestHub(database: Database, options: BuildAppOptions & { now?: () => number; logger?: Logger } = {}): Promise<TestHub> {
+export async function startTestHub(database: Database, options: BuildAppOptions & { now?: () => number; logger?: Logger; env?: Record<string, string> } = {}): Promise<TestHub> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
-  const config = loadConfig({ NODE_ENV: 'test', HUB_ISSUER: TEST_ISSUER, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_DATA_DIR: dataDir });
+  const config = loadConfig({ NODE_ENV: 'test', HUB_ISSUER: TEST_ISSUER, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_DATA_DIR: dataDir, ...options.env });
   const logger = options.logger ?? createLogger({ level: process.env.HUB_TEST_LOG ?? 'silent' });
   const services = await openHub(config, logger, { database, ...(options.now ? { now: options.now } : {}) });
   for (const d of DEMO_DEPARTMENTS) if (!(await getDepartment(database.db, d.code))) await createDepartment(database.db, d).catch(() => undefined);
