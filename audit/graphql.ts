@@ -2,6 +2,7 @@ import { and, desc, eq, gte, inArray, isNull, lt, lte, sql, type SQL } from 'dri
 import { requireHolder, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
+import { auditFindings } from './findings.ts';
 import { auditCheckpoints, auditEntries } from './schema.ts';
 import type { AuditWriter } from './writer.ts';
 
@@ -47,6 +48,8 @@ export const typeDefs = /* GraphQL */ `
     "ISO instant, exclusive"
     to: String
   }
+  enum FindingKind { READ_WITHOUT_CASE REFUSED_READ VOLUME_SPIKE OFF_HOURS }
+  type AuditFinding { kind: FindingKind! clientId: String day: String count: Int! median: Float sample: [ID!]! }
   type InclusionProof { leafIndex: Int! treeSize: Int! entryHash: String! "sibling hashes, leaf to root (hex)" path: [String!]! }
   type AuditCheckpoint { treeSize: Int! rootHash: String! lastHash: String! signature: String! kid: String! createdAt: String! }
 
@@ -58,6 +61,8 @@ export const typeDefs = /* GraphQL */ `
     auditInclusionProof(id: ID!, treeSize: Int!): InclusionProof!
     "RFC 6962 proof that the tree of size to extends the tree of size from"
     auditConsistencyProof(from: Int!, to: Int!): [String!]!
+    "审计发现 in a period (auditors): reads without a case id, refused reads, daily volume spikes, reads outside office hours"
+    auditFindings(from: String!, to: String!): [AuditFinding!]!
     "a holder's own view (like Estonia's Data Tracker): who read my data, when, for which item and case"
     myAccessLog(first: Int, after: String): AccessLogConnection!
   }
@@ -125,6 +130,14 @@ export const resolvers = {
         ...(f.subject ? { subject: f.subject } : {}),
       });
       return page(rows, first);
+    },
+    auditFindings: async (_: unknown, a: { from: string; to: string }, ctx: Ctx) => {
+      const p = requireRole(ctx, 'auditor');
+      const from = instant(a.from, 'from')!;
+      const to = instant(a.to, 'to')!;
+      const findings = await auditFindings(ctx.db, from, to);
+      await ctx.audit.append({ clientId: p.clientId, department: p.department, operation: 'AUDIT_FINDINGS', outcome: 'DONE', requestId: ctx.requestId, details: { from: a.from, to: a.to, findings: findings.length } });
+      return findings;
     },
     myAccessLog: async (_: unknown, a: { first?: number; after?: string }, ctx: Ctx) => {
       const holder = requireHolder(ctx);

@@ -3,6 +3,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type Request, type Response } from 'express';
 import { sql } from 'drizzle-orm';
 import { listCheckpoints } from '../audit/checkpoints.ts';
+import { exportEntries, type ExportFilter } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
@@ -102,6 +103,47 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     res.set('cache-control', 'public, max-age=10').json({
       checkpoints: rows.map((c) => ({ treeSize: c.treeSize, rootHash: c.rootHash, lastHash: c.lastHash, signature: c.signature, kid: c.kid, createdAt: c.createdAt.toISOString() })),
     });
+  });
+  /** Streaming export of the audit log (auditors): CSV for people (ID numbers masked) or JSONL for machines. */
+  app.get('/audit/export', async (req, res) => {
+    let principal;
+    try {
+      const header = req.headers.authorization;
+      if (!header?.startsWith('Bearer ')) throw new HubError('UNAUTHENTICATED', 'an Authorization: Bearer access token is required');
+      principal = await oauth.verifyAccessToken(header.slice(7).trim());
+    } catch (error) {
+      res.status(401).json({ error: 'UNAUTHENTICATED', message: error instanceof HubError ? error.message : 'the token could not be checked' });
+      return;
+    }
+    if (principal.kind !== 'client' || !principal.roles.includes('auditor')) {
+      res.status(403).json({ error: 'FORBIDDEN', message: 'the export needs the auditor role' });
+      return;
+    }
+    const q = req.query as Record<string, string | undefined>;
+    const format = q.format === 'jsonl' ? 'jsonl' : q.format === 'csv' || q.format === undefined ? 'csv' : null;
+    const from = q.from ? new Date(q.from) : undefined;
+    const to = q.to ? new Date(q.to) : undefined;
+    if (!format || (from && Number.isNaN(from.getTime())) || (to && Number.isNaN(to.getTime()))) {
+      res.status(400).json({ error: 'BAD_USER_INPUT', message: 'format is csv or jsonl; from and to are ISO instants' });
+      return;
+    }
+    const filter = { clientId: q.clientId, department: q.department, resourceCode: q.resourceCode, subject: q.subject, itemCode: q.itemCode, outcome: q.outcome, from, to };
+    // the export is recorded before any entry leaves the hub
+    await services.audit.append({ clientId: principal.clientId, department: principal.department, operation: 'AUDIT_EXPORT', outcome: 'DONE', requestId: req.get('x-request-id') ?? null, details: { format, ...q } });
+    res.status(200).set({
+      'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      'content-disposition': `attachment; filename="audit-${new Date().toISOString().slice(0, 10)}.${format}"`,
+      'cache-control': 'no-store',
+    });
+    try {
+      for await (const chunk of exportEntries(database.db, filter as ExportFilter, format)) {
+        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      }
+      res.end();
+    } catch (error) {
+      req.log.error({ err: error }, 'audit export failed');
+      res.destroy(error as Error);
+    }
   });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -53,6 +53,7 @@ const KNOWN_ROUTES = new Set([
   '/readyz',
   '/metrics',
   '/audit/checkpoints',
+  '/audit/export',
 ]);
 
 /** A bounded route label: unknown paths collapse so a scanner cannot blow up the label set. */

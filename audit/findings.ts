@@ -1,0 +1,133 @@
+import { and, asc, eq, gte, gt, lt, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
+import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
+import { rows, type Db } from '../db/index.ts';
+import { auditEntries } from './schema.ts';
+
+export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
+
+export interface Finding {
+  kind: FindingKind;
+  clientId: string | null;
+  /** the Asia/Shanghai day, for VOLUME_SPIKE */
+  day: string | null;
+  count: number;
+  /** for VOLUME_SPIKE: the client's median daily reads over the 28 days before */
+  median: number | null;
+  /** up to 20 entry ids to look at */
+  sample: string[];
+}
+
+/** Office hours (Asia/Shanghai) on working days; reads outside them are a finding. */
+export const OFFICE_HOURS = { from: '08:30', to: '18:00' };
+const READ = sql`(operation like '%READ' and outcome in ('RETURNED', 'NOT_FOUND'))`;
+
+/**
+ * 审计发现: what an auditor should look at in a period — reads without a case id (办件编号), refused reads, a client's
+ * daily reads far above its own 28-day median (over the days it read at all), and reads outside office hours or on
+ * days off by the loaded State Council calendar.
+ */
+export async function auditFindings(db: Db, from: Date, to: Date, spikeFactor = 3): Promise<Finding[]> {
+  const f = from.toISOString();
+  const t = to.toISOString();
+  const grouped = async (kind: FindingKind, where: SQL): Promise<Finding[]> =>
+    (
+      await rows<{ client_id: string | null; n: number; sample: string[] }>(
+        db,
+        sql`select client_id, count(*)::int8 as n, (array_agg(seq::text order by seq))[1:20] as sample
+            from audit_entries where at >= ${f}::timestamptz and at < ${t}::timestamptz and ${where}
+            group by client_id order by n desc`,
+      )
+    ).map((r) => ({ kind, clientId: r.client_id, day: null, count: r.n, median: null, sample: r.sample }));
+
+  const withoutCase = await grouped('READ_WITHOUT_CASE', sql`${READ} and coalesce(case_id, '') = ''`);
+  const refused = await grouped('REFUSED_READ', sql`operation like '%READ' and outcome = 'REFUSED'`);
+  const offHours = await grouped(
+    'OFF_HOURS',
+    sql`${READ} and (
+          (at at time zone 'Asia/Shanghai')::time < ${OFFICE_HOURS.from}::time
+          or (at at time zone 'Asia/Shanghai')::time >= ${OFFICE_HOURS.to}::time
+          or exists (select 1 from working_calendar w where w.day = (at at time zone 'Asia/Shanghai')::date and w.kind = 'HOLIDAY')
+          or (extract(isodow from (at at time zone 'Asia/Shanghai')) in (6, 7)
+              and not exists (select 1 from working_calendar w where w.day = (at at time zone 'Asia/Shanghai')::date and w.kind = 'WORKDAY'))
+        )`,
+  );
+  const spikes = (
+    await rows<{ client_id: string; day: string; n: number; median: number; sample: string[] }>(
+      db,
+      sql`with daily as (
+            select client_id, (at at time zone 'Asia/Shanghai')::date as day, count(*)::int8 as n,
+                   (array_agg(seq::text order by seq))[1:20] as sample
+            from audit_entries
+            where ${READ} and client_id is not null
+              and at >= ${f}::timestamptz - interval '28 days' and at < ${t}::timestamptz
+            group by 1, 2
+          ), scored as (
+            select d.client_id, d.day, d.n, d.sample,
+                   (select percentile_cont(0.5) within group (order by p.n) from daily p
+                    where p.client_id = d.client_id and p.day >= d.day - 28 and p.day < d.day) as median
+            from daily d where d.day >= (${f}::timestamptz at time zone 'Asia/Shanghai')::date
+          )
+          select client_id, day::text as day, n, median::float8 as median, sample from scored
+          where median is not null and n > ${spikeFactor} * median order by day, client_id`,
+    )
+  ).map((r) => ({ kind: 'VOLUME_SPIKE' as const, clientId: r.client_id, day: r.day, count: r.n, median: r.median, sample: r.sample }));
+  return [...withoutCase, ...refused, ...spikes, ...offHours];
+}
+
+export const EXPORT_COLUMNS = ['id', 'at', 'clientId', 'department', 'operator', 'itemCode', 'caseId', 'operation', 'resourceCode', 'subject', 'fields', 'outcome', 'reason', 'withholdBasis', 'hash'] as const;
+
+export interface ExportFilter {
+  clientId?: string;
+  department?: string;
+  resourceCode?: string;
+  subject?: string;
+  itemCode?: string;
+  outcome?: string;
+  from?: Date;
+  to?: Date;
+}
+
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(';') : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Streams the entries of a filter, oldest first, in chunks (never the whole log in memory). CSV is meant for
+ * people and masks 公民身份号码; JSONL is for machines and carries the subject whole, with each entry's hash so an
+ * archive can be checked against the chain.
+ */
+export async function* exportEntries(db: Db, filter: ExportFilter, format: 'csv' | 'jsonl'): AsyncGenerator<string> {
+  const conditions: SQL[] = [];
+  if (filter.clientId) conditions.push(eq(auditEntries.clientId, filter.clientId));
+  if (filter.department) conditions.push(eq(auditEntries.department, filter.department));
+  if (filter.resourceCode) conditions.push(eq(auditEntries.resourceCode, filter.resourceCode));
+  if (filter.subject) conditions.push(eq(auditEntries.subject, filter.subject));
+  if (filter.itemCode) conditions.push(eq(auditEntries.itemCode, filter.itemCode));
+  if (filter.outcome) conditions.push(eq(auditEntries.outcome, filter.outcome));
+  if (filter.from) conditions.push(gte(auditEntries.at, filter.from));
+  if (filter.to) conditions.push(lt(auditEntries.at, filter.to));
+  if (format === 'csv') yield `\uFEFF${EXPORT_COLUMNS.join(',')}\r\n`;
+  for (let after = 0; ; ) {
+    const chunk = await db
+      .select()
+      .from(auditEntries)
+      .where(and(gt(auditEntries.seq, after), ...conditions))
+      .orderBy(asc(auditEntries.seq))
+      .limit(5000);
+    if (chunk.length === 0) return;
+    const lines: string[] = [];
+    for (const e of chunk) {
+      const row = { id: String(e.seq), at: e.at.toISOString(), clientId: e.clientId, department: e.department, operator: e.operator, itemCode: e.itemCode, caseId: e.caseId, operation: e.operation, resourceCode: e.resourceCode, subject: e.subject, fields: e.fields, outcome: e.outcome, reason: e.reason, withholdBasis: e.withholdBasis, hash: e.hash };
+      if (format === 'csv') {
+        const shown = { ...row, subject: row.subject && isValidIdNumber(row.subject) ? maskIdNumber(row.subject) : row.subject };
+        lines.push(`${EXPORT_COLUMNS.map((c) => csvCell(shown[c])).join(',')}\r\n`);
+      } else {
+        lines.push(`${JSON.stringify(row)}\n`);
+      }
+    }
+    yield lines.join('');
+    after = chunk.at(-1)!.seq;
+  }
+}
