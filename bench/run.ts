@@ -4,7 +4,11 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
+import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
+import { AuditWriter, type AuditRecord } from '../audit/writer.ts';
 import { fetchAccessToken, readClientFile } from '../auth/client-file.ts';
+import { auditPublicKey, ensureHubKeys, KeyRing } from '../auth/keys.ts';
+import { checkMasterKey } from '../auth/master-key.ts';
 import { canonicalJson } from '../basedata/store.ts';
 import { httpAdapter } from '../connectors/adapters.ts';
 import { applyMapping, PRESET_MAPPINGS, toIncoming } from '../connectors/records.ts';
@@ -12,7 +16,7 @@ import { createConnector } from '../connectors/registry.ts';
 import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
-import { openDatabase, rows } from '../db/index.ts';
+import { openDatabase, rows, type Db } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
 import { createDepartment } from '../directory/departments.ts';
@@ -22,7 +26,7 @@ import { load, startProcess, stop, type LoadResult } from './load.ts';
  * `npm run bench -- NAME`. Each benchmark measures its baseline in the same run, with the same load tool from a
  * separate process, and ends with one line: `NAME: ours X unit, baseline Y unit, ratio R`.
  */
-const benches: Record<string, () => Promise<void>> = { gateway, ingest };
+const benches: Record<string, () => Promise<void>> = { gateway, ingest, audit };
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -159,6 +163,97 @@ async function ingest(): Promise<void> {
     await admin.query(`drop database if exists ${dbName} with (force)`);
     await admin.end();
   }
+}
+
+/**
+ * Durable, chained appends through the group-commit writer (64 concurrent callers, each awaiting its own commit, as
+ * request handlers do) against plain multi-row INSERTs of the same rows, of the same batch size, into a table of
+ * the same shape; then the seconds `verifyAuditLog` takes over the whole log.
+ */
+async function audit(): Promise<void> {
+  const total = Number(process.env.BENCH_ENTRIES ?? 1_000_000);
+  const callers = 64;
+  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 4, appRole: true });
+  try {
+    await migrateDatabase(database);
+    const db = database.db;
+    const [{ synchronous_commit } = { synchronous_commit: '?' }] = await rows<{ synchronous_commit: string }>(db, sql`show synchronous_commit`);
+    process.stdout.write(`audit bench: ${total} entries, ${callers} concurrent callers, PostgreSQL synchronous_commit=${synchronous_commit}\n`);
+    const entry = (i: number): AuditRecord => ({
+      clientId: `client-${i % 7}`,
+      department: '11350100003500043N',
+      operator: `op-${i % 31}`,
+      itemCode: '350100-DJ-0001',
+      caseId: `CASE-${i}`,
+      operation: 'PERSON_READ',
+      resourceCode: '1-01-001/000001',
+      subject: `3501021990${String(i).padStart(8, '0')}`,
+      fields: ['name', 'gender', 'birthDate'],
+      outcome: 'RETURNED',
+      requestId: crypto.randomUUID(),
+    });
+    const writer = new AuditWriter(db);
+    let next = 0;
+    let t = Date.now();
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        for (let i = next++; i < total; i = next++) await writer.append(entry(i));
+      }),
+    );
+    const oursSeconds = (Date.now() - t) / 1000;
+    const [{ batches } = { batches: 1 }] = await rows<{ batches: number }>(db, sql`select count(distinct at)::int8 as batches from audit_entries`);
+    const batchSize = Math.max(1, Math.round(total / batches));
+    const ours = total / oursSeconds;
+    process.stdout.write(`ours: chained, group-committed appends: ${ours.toFixed(0)} entries/s in ${batches} transactions (about ${batchSize} entries each)\n`);
+
+    const owner = new pg.Client({ connectionString: url.toString() });
+    await owner.connect();
+    await owner.query('create table audit_entries_baseline (like audit_entries including all)');
+    await owner.end();
+    t = Date.now();
+    for (let start = 0; start < total; start += batchSize) {
+      const n = Math.min(batchSize, total - start);
+      const records = Array.from({ length: n }, (_, k) => ({ ...entry(start + k), seq: start + k + 1 }));
+      await db.transaction(async (tx) => {
+        for (let i = 0; i < records.length; i += 400) {
+          const part = records.slice(i, i + 400);
+          await tx.execute(sql`insert into audit_entries_baseline (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, request_id, prev_hash, hash) values ${sql.join(
+            part.map((r) => sql`(${r.seq}, now(), ${r.clientId}, ${r.department}, ${r.operator}, ${r.itemCode}, ${r.caseId}, ${r.operation}, ${r.resourceCode}, ${r.subject}, ${sql.param(r.fields)}::text[], ${r.outcome}, ${r.requestId}, '', '')`),
+            sql`, `,
+          )}`);
+        }
+      });
+    }
+    const baseline = total / ((Date.now() - t) / 1000);
+    process.stdout.write(`baseline: plain multi-row INSERTs of the same rows, ${batchSize} per transaction: ${baseline.toFixed(0)} entries/s\n`);
+
+    const ring = await KeyRing.open(database, await ensureKeysForBench(db));
+    await createCheckpoint(db, ring, 'http://bench');
+    t = Date.now();
+    const report = await verifyAuditLog(db, (kid) => auditPublicKey(db, kid));
+    const verifySeconds = (Date.now() - t) / 1000;
+    await ring.close();
+    process.stdout.write(`verify: ${report.entries} entries and ${report.checkpoints} checkpoint(s) ${report.ok ? 'verified' : 'FAILED'} in ${verifySeconds.toFixed(1)} s\n`);
+    process.stdout.write(`audit: ours ${ours.toFixed(0)} entries/s, baseline ${baseline.toFixed(0)} entries/s, ratio ${(ours / baseline).toFixed(2)} (verify ${report.entries} entries: ${verifySeconds.toFixed(1)} s)\n`);
+  } finally {
+    await database.close();
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+  }
+}
+
+async function ensureKeysForBench(db: Db): Promise<Buffer> {
+  const key = crypto.randomBytes(32);
+  await checkMasterKey(db, key);
+  await ensureHubKeys(db, key);
+  return key;
 }
 
 const name = process.argv[2];
