@@ -8,6 +8,7 @@ import { createSchema, createYoga, type Plugin, type YogaServerInstance } from '
 import * as auditGraphql from '../audit/graphql.ts';
 import type { AuditPorts } from '../audit/graphql.ts';
 import * as authGraphql from '../auth/graphql.ts';
+import * as basedataGraphql from '../basedata/graphql.ts';
 import type { AuthPorts } from '../auth/graphql.ts';
 import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
@@ -66,7 +67,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql];
+const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql, basedataGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -118,6 +119,22 @@ function useRequestErrorCodes(): Plugin {
   };
 }
 
+/** Every audited answer carries `extensions.auditIds`, so a case file can cite the hub's record of the read. */
+function useAuditIds(): Plugin {
+  return {
+    onExecute({ args }) {
+      return {
+        onExecuteDone({ result, setResult }) {
+          const ids = (args.contextValue as { auditIds?: string[] }).auditIds;
+          if (!ids?.length || !result || Symbol.asyncIterator in (result as object)) return;
+          const r = result as { extensions?: Record<string, unknown> };
+          setResult({ ...r, extensions: { ...r.extensions, auditIds: ids } } as never);
+        },
+      };
+    },
+  };
+}
+
 /** Latency by operation name and errors by code, into the app's own registry. */
 function useMetrics(metrics: HubMetrics): Plugin {
   return {
@@ -139,7 +156,7 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts;
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[] };
 
 export function buildYoga(
   options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
@@ -152,7 +169,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [] }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.
@@ -161,6 +178,7 @@ export function buildYoga(
       costLimitPlugin({ maxCost: 5000 }),
       blockFieldSuggestionsPlugin(),
       useRequestErrorCodes(),
+      useAuditIds(),
       useMetrics(options.metrics),
     ],
   });

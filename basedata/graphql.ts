@@ -1,0 +1,174 @@
+import { inArray } from 'drizzle-orm';
+import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import type { HubContext } from '../core/context.ts';
+import { badInput } from '../core/errors.ts';
+import { connectors } from '../connectors/schema.ts';
+import { maskValue, readBase, type PurposeInput, type QueryPorts, type ReadRequest, type ReadResult } from './query.ts';
+import type { BaseRecordKind } from './schema.ts';
+import type { BaseRecordView } from './store.ts';
+
+type Ctx = HubContext & QueryPorts;
+
+export const MAX_BATCH = 100;
+
+export const typeDefs = /* GraphQL */ `
+  "用途: 事项编码 and 办件编号 of the case the read serves"
+  input PurposeInput {
+    "事项编码 (a registered service item)"
+    itemCode: String!
+    "办件编号"
+    caseId: String
+    "经办人"
+    operator: String
+    "hides the read from the holder's own view, with the legal basis (clients with that permission only)"
+    withholdBasis: String
+  }
+  type Provenance { resourceCode: String! sourceDepartment: String connector: String! sourceRecordId: String! retrievedAt: String! version: Int! recordedAt: String! }
+  "人口基础信息"
+  type Person {
+    idNumber: String
+    name: String
+    gender: String
+    ethnicity: String
+    birthDate: String
+    birthPlace: String
+    householdAddress: String
+    registrationAuthority: String
+    maritalStatus: String
+    deceased: Boolean
+    provenance: Provenance!
+  }
+  enum LegalPersonStatus { EXISTING OPERATING REVOKED CANCELLED MOVED_OUT }
+  type LegalRepresentative { name: String idNumber: String }
+  "法人单位基础信息"
+  type LegalPerson {
+    uscc: String
+    name: String
+    orgType: String
+    legalRepresentative: LegalRepresentative
+    registeredCapital: Float
+    establishedOn: String
+    address: String
+    businessScope: String
+    registrationAuthority: String
+    status: LegalPersonStatus
+    approvedOn: String
+    provenance: Provenance!
+  }
+  "A 红名单 / 黑名单 entry, a 双公示 permit or sanction"
+  type CreditEntry { entryId: String! subjectName: String authority: String reason: String basis: String listedOn: String validUntil: String repairedAt: String measures: [String!]! }
+  "公共信用信息: the lists an approval system must act on (信用修复 and expired entries leave them, and stay in history)"
+  type CreditProfile {
+    subjectCode: String
+    redList: [CreditEntry!]
+    blackList: [CreditEntry!]
+    sanctions: [CreditEntry!]
+    permits: [CreditEntry!]
+    "联合奖惩 measures in force"
+    measures: [String!]
+    provenance: Provenance
+  }
+
+  extend type Query {
+    person(idNumber: String!, purpose: PurposeInput!, asOf: String): Person
+    legalPerson(uscc: String!, purpose: PurposeInput!, asOf: String): LegalPerson
+    creditProfile(subjectCode: String!, purpose: PurposeInput!): CreditProfile
+    "up to 100 at once, in the order asked; null for a subject the hub does not hold"
+    persons(idNumbers: [String!]!, purpose: PurposeInput!, asOf: String): [Person]!
+    legalPersons(usccs: [String!]!, purpose: PurposeInput!, asOf: String): [LegalPerson]!
+  }
+`;
+
+const NOT_ITEMS = new Set(['provenance', '__typename']);
+
+/** The 信息项 a query selected (field names are the 信息项 codes), through fragments too. */
+function selectedFields(info: GraphQLResolveInfo): string[] {
+  const out = new Set<string>();
+  const walk = (set: SelectionSetNode | undefined) => {
+    for (const s of set?.selections ?? []) {
+      if (s.kind === Kind.FIELD) {
+        if (!NOT_ITEMS.has(s.name.value)) out.add(s.name.value);
+      } else if (s.kind === Kind.INLINE_FRAGMENT) walk(s.selectionSet);
+      else if (s.kind === Kind.FRAGMENT_SPREAD) walk(info.fragments[s.name.value]?.selectionSet);
+    }
+  };
+  for (const node of info.fieldNodes as readonly FieldNode[]) walk(node.selectionSet);
+  return [...out];
+}
+
+async function departmentsOf(ctx: Ctx, records: BaseRecordView[]): Promise<Map<string, string>> {
+  const ids = [...new Set(records.map((r) => r.connectorId))];
+  if (ids.length === 0) return new Map();
+  const rows = await ctx.db.select({ id: connectors.id, dept: connectors.departmentCode }).from(connectors).where(inArray(connectors.id, ids));
+  return new Map(rows.map((r) => [r.id, r.dept]));
+}
+
+function provenance(r: BaseRecordView, resourceCode: string, depts: Map<string, string>) {
+  return {
+    resourceCode,
+    sourceDepartment: depts.get(r.connectorId) ?? null,
+    connector: r.connectorId,
+    sourceRecordId: r.sourceId,
+    retrievedAt: r.retrievedAt.toISOString(),
+    version: r.version,
+    recordedAt: r.recordedAt.toISOString(),
+  };
+}
+
+/** Only the selected 信息项 leave the hub, sensitive ones masked unless the grant allows them unmasked. */
+function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<string>, sensitive: Set<string>): Record<string, unknown> {
+  return Object.fromEntries(fields.map((f) => [f, sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f]]));
+}
+
+async function sensitiveFields(ctx: Ctx, resourceCode: string): Promise<Set<string>> {
+  const { getCurrentResource } = await import('../directory/resources.ts');
+  const r = await getCurrentResource(ctx.db, resourceCode);
+  return new Set((r?.fields ?? []).filter((f) => f.sensitive).map((f) => f.code));
+}
+
+async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, operation: ReadRequest['operation'], subjects: string[], purpose: PurposeInput, asOf?: string | null) {
+  if (subjects.length > MAX_BATCH) throw badInput('subjects', `at most ${MAX_BATCH} subjects per call`);
+  const fields = selectedFields(info);
+  const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, purpose, asOf: asOf ?? null });
+  const sensitive = results[0] ? await sensitiveFields(ctx, results[0].resourceCode) : new Set<string>();
+  const depts = await departmentsOf(ctx, results.flatMap((r) => r.record ?? []));
+  return results.map((r) => (kind === 'credit' ? creditProfile(r, fields, sensitive, depts) : recordView(r, fields, sensitive, depts)));
+}
+
+function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
+  const rec = r.record?.[0];
+  if (!rec) return null;
+  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: provenance(rec, r.resourceCode, depts) };
+}
+
+function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
+  if (!r.record?.length) return null;
+  const today = new Date().toISOString().slice(0, 10);
+  const entries = r.record.map((x) => x.data);
+  // 信用修复 (a repair date) and expiry take an entry off its list; it stays in the history
+  const inForce = (e: Record<string, unknown>) => !e.repairedAt && (!e.validUntil || String(e.validUntil) >= today);
+  const of = (type: string) => entries.filter((e) => e.listType === type);
+  const entry = (e: Record<string, unknown>) => ({ ...e, measures: (e.measures as string[] | null) ?? [] });
+  const data: Record<string, unknown> = {
+    subjectCode: r.subject,
+    redList: of('RED').filter(inForce).map(entry),
+    blackList: of('BLACK').filter(inForce).map(entry),
+    sanctions: of('SANCTION').map(entry),
+    permits: of('PERMIT').map(entry),
+    measures: [...new Set([...of('BLACK'), ...of('RED')].filter(inForce).flatMap((e) => (e.measures as string[] | null) ?? []))],
+  };
+  const newest = r.record.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
+  return { ...shape(data, fields, r.unmasked, sensitive), provenance: provenance(newest, r.resourceCode, depts) };
+}
+
+type Args<K extends string> = Record<K, string> & { purpose: PurposeInput; asOf?: string | null };
+
+export const resolvers = {
+  Query: {
+    person: async (_: unknown, a: Args<'idNumber'>, ctx: Ctx, info: GraphQLResolveInfo) => (await single(ctx, info, 'population', 'PERSON_READ', [a.idNumber], a.purpose, a.asOf))[0],
+    legalPerson: async (_: unknown, a: Args<'uscc'>, ctx: Ctx, info: GraphQLResolveInfo) => (await single(ctx, info, 'legal_person', 'LEGAL_PERSON_READ', [a.uscc], a.purpose, a.asOf))[0],
+    creditProfile: async (_: unknown, a: Args<'subjectCode'>, ctx: Ctx, info: GraphQLResolveInfo) => (await single(ctx, info, 'credit', 'CREDIT_READ', [a.subjectCode], a.purpose))[0],
+    persons: (_: unknown, a: { idNumbers: string[]; purpose: PurposeInput; asOf?: string }, ctx: Ctx, info: GraphQLResolveInfo) => single(ctx, info, 'population', 'PERSON_READ', a.idNumbers, a.purpose, a.asOf),
+    legalPersons: (_: unknown, a: { usccs: string[]; purpose: PurposeInput; asOf?: string }, ctx: Ctx, info: GraphQLResolveInfo) => single(ctx, info, 'legal_person', 'LEGAL_PERSON_READ', a.usccs, a.purpose, a.asOf),
+  },
+};

@@ -1,0 +1,155 @@
+import { and, eq } from 'drizzle-orm';
+import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
+import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import { HubError } from '../core/errors.ts';
+import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
+import type { Db } from '../db/index.ts';
+import type { GrantChecker } from '../directory/access.ts';
+import { registeredItemCodes } from '../directory/items.ts';
+import { resources } from '../directory/schema.ts';
+import type { BaseRecordKind } from './schema.ts';
+import { recordsBySubject, type BaseRecordView } from './store.ts';
+
+/** 用途: every read of personal or company data declares what it is for. */
+export interface PurposeInput {
+  /** 事项编码 */
+  itemCode: string;
+  /** 办件编号 */
+  caseId?: string | null;
+  /** 经办人 */
+  operator?: string | null;
+  withholdBasis?: string | null;
+}
+
+export interface QueryPorts {
+  grants: GrantChecker;
+  audit: AuditWriter;
+  /** entry ids of this request's audited reads, returned in `extensions.auditIds` */
+  auditIds: string[];
+}
+type Ctx = HubContext & QueryPorts;
+
+const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
+
+/** The published resource that shares a base kind (found by baseKind, as API-CONTRACT.md says). */
+export async function baseResourceCode(db: Db, kind: BaseRecordKind): Promise<string | undefined> {
+  const [r] = await db
+    .select({ code: resources.code })
+    .from(resources)
+    .where(and(eq(resources.current, true), eq(resources.status, 'PUBLISHED'), eq(resources.baseKind, BASE_KIND_OF[kind])))
+    .limit(1);
+  return r?.code;
+}
+
+/** How a sensitive 信息项 looks to a caller whose grant does not allow it unmasked. */
+export function maskValue(field: string, value: unknown): unknown {
+  if (value === null || value === undefined) return value;
+  if (typeof value === 'string') {
+    if (/^\d{17}[\dX]$/.test(value)) return maskIdNumber(value);
+    return value.length <= 2 ? '*'.repeat(value.length) : `${value.slice(0, Math.min(6, Math.floor(value.length / 3)))}${'*'.repeat(4)}`;
+  }
+  if (Array.isArray(value)) return value.map((v) => maskValue(field, v));
+  if (typeof value === 'object') return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, k === 'name' ? v : maskValue(k, v)]));
+  return '****';
+}
+
+export interface ReadRequest {
+  kind: BaseRecordKind;
+  operation: 'PERSON_READ' | 'LEGAL_PERSON_READ' | 'CREDIT_READ';
+  subjects: string[];
+  /** the 信息项 the caller selected */
+  fields: string[];
+  purpose: PurposeInput;
+  asOf?: string | null;
+}
+
+export interface ReadResult {
+  subject: string;
+  record: BaseRecordView[] | null;
+  resourceCode: string;
+  unmasked: Set<string>;
+  auditId: string;
+}
+
+function codeProblem(kind: BaseRecordKind, code: string): HubError | null {
+  if (kind === 'population') {
+    const p = idNumberProblem(code);
+    return p ? new HubError('INVALID_ID_NUMBER', `${maskIdNumber(code)} is not a valid 公民身份号码 (${p})`, { field: 'idNumber' }) : null;
+  }
+  if (kind === 'legal_person') {
+    const p = usccProblem(code);
+    return p ? new HubError('INVALID_USCC', `${code} is not a valid 统一社会信用代码 (${p})`, { field: 'uscc' }) : null;
+  }
+  if (!idNumberProblem(code) || !usccProblem(code)) return null;
+  return new HubError(/^\d{17}[\dXx]$/.test(code) ? 'INVALID_ID_NUMBER' : 'INVALID_USCC', 'subjectCode is neither a valid 公民身份号码 nor 统一社会信用代码', { field: 'subjectCode' });
+}
+
+/**
+ * The read path of the query API, checks in the contract's order (INVALID_ID_NUMBER / INVALID_USCC, FORBIDDEN,
+ * PURPOSE_REQUIRED, GRANT_MISSING); every refusal and every read is recorded, and the data is released only after
+ * its audit entry committed (fail closed).
+ */
+export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]> {
+  const p = ctx.principal;
+  const base = (extra: Partial<AuditRecord>): AuditRecord => ({
+    clientId: p.kind === 'client' ? p.clientId : null,
+    department: p.kind === 'client' ? p.department : null,
+    operator: req.purpose?.operator ?? null,
+    itemCode: req.purpose?.itemCode ?? null,
+    caseId: req.purpose?.caseId ?? null,
+    operation: req.operation,
+    requestId: ctx.requestId,
+    fields: req.fields,
+    outcome: 'REFUSED',
+    ...extra,
+  });
+  const refuse = async (error: HubError, subjects: string[]): Promise<never> => {
+    const ids = await ctx.audit.appendMany(subjects.map((subject) => base({ subject, reason: String(error.extensions.code) })));
+    ctx.auditIds.push(...ids.map(String));
+    throw error;
+  };
+  for (const s of req.subjects) {
+    const problem = codeProblem(req.kind, s);
+    if (problem) await refuse(problem, req.subjects);
+  }
+  let principal: ClientPrincipal;
+  try {
+    principal = requireRole(ctx, 'consumer');
+  } catch (error) {
+    return refuse(error as HubError, req.subjects);
+  }
+  const itemCode = req.purpose?.itemCode?.trim();
+  if (!itemCode || (await registeredItemCodes(ctx.db, [itemCode])).size === 0) {
+    await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'), req.subjects);
+  }
+  if (req.purpose.withholdBasis) {
+    await refuse(new HubError('FORBIDDEN', 'withholdBasis needs a permission this client does not hold'), req.subjects);
+  }
+  const resourceCode = await baseResourceCode(ctx.db, req.kind);
+  if (!resourceCode) await refuse(new HubError('GRANT_MISSING', `no published ${BASE_KIND_OF[req.kind]} resource`, { missing: { resource: null, fields: req.fields, itemCode } }), req.subjects);
+  let unmasked: Set<string>;
+  try {
+    unmasked = (await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!)).unmaskedFields;
+  } catch (error) {
+    return refuse(error as HubError, req.subjects);
+  }
+  const asOf = req.asOf ? new Date(req.asOf) : undefined;
+  if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
+  const found = await recordsBySubject(ctx.db, req.kind, req.subjects, asOf);
+  const bySubject = new Map<string, BaseRecordView[]>();
+  for (const r of found) bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), r]);
+  const ids = await ctx.audit.appendMany(
+    req.subjects.map((subject) => {
+      const rec = bySubject.get(subject);
+      return base({
+        subject,
+        resourceCode,
+        outcome: rec ? 'RETURNED' : 'NOT_FOUND',
+        reason: null,
+        details: { asOf: req.asOf ?? null, unmasked: req.fields.filter((f) => unmasked.has(f)), versions: rec?.map((r) => `${r.key}@${r.version}`) ?? [] },
+      });
+    }),
+  );
+  ctx.auditIds.push(...ids.map(String));
+  return req.subjects.map((subject, i) => ({ subject, record: bySubject.get(subject) ?? null, resourceCode: resourceCode!, unmasked, auditId: String(ids[i]) }));
+}
