@@ -7,6 +7,7 @@ import type { Db } from '../db/index.ts';
 import type { GrantChecker } from '../directory/access.ts';
 import { registeredItemCodes } from '../directory/items.ts';
 import { resources } from '../directory/schema.ts';
+import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
 import { recordsBySubject, type BaseRecordView } from './store.ts';
 
@@ -23,6 +24,7 @@ export interface PurposeInput {
 
 export interface QueryPorts {
   grants: GrantChecker;
+  limiter: ReadLimiter;
   audit: AuditWriter;
   /** entry ids of this request's audited reads, returned in `extensions.auditIds` */
   auditIds: string[];
@@ -130,6 +132,11 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   let unmasked: Set<string>;
   try {
     unmasked = (await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!)).unmaskedFields;
+  } catch (error) {
+    return refuse(error as HubError, req.subjects);
+  }
+  try {
+    await ctx.limiter.consume(principal.clientId, req.subjects.length);
   } catch (error) {
     return refuse(error as HubError, req.subjects);
   }

@@ -2,7 +2,9 @@ import crypto from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import { sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
 import { listCheckpoints } from '../audit/checkpoints.ts';
+import { createReadLimiter } from '../basedata/rate-limit.ts';
 import { exportEntries, type ExportFilter } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
@@ -30,6 +32,8 @@ export interface BuildAppOptions {
   defaultMetrics?: boolean;
   /** where runConnector puts its work: BullMQ, or the in-process runner */
   jobs?: JobQueuePort;
+  /** Redis, when configured: rate limits are shared through it */
+  redis?: Redis;
 }
 
 const MAX_GRAPHQL_BODY = 1024 * 1024;
@@ -52,6 +56,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     audit: services.audit,
     keys: services.keys,
     issuer: services.config.issuer,
+    limiter: createReadLimiter({ pointsPerSecond: services.config.readRate, redis: options.redis }),
     masterKey: services.masterKey,
     jobs: options.jobs ?? {
       enqueue: () => {

@@ -9,6 +9,7 @@ import * as auditGraphql from '../audit/graphql.ts';
 import type { AuditPorts } from '../audit/graphql.ts';
 import * as authGraphql from '../auth/graphql.ts';
 import * as basedataGraphql from '../basedata/graphql.ts';
+import type { ReadLimiter } from '../basedata/rate-limit.ts';
 import type { AuthPorts } from '../auth/graphql.ts';
 import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
@@ -156,10 +157,10 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[] };
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[]; limiter: ReadLimiter };
 
 export function buildYoga(
-  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean; limiter: ReadLimiter } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
@@ -169,7 +170,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [] }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

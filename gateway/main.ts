@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const jobs: JobQueuePort = producer
     ? { enqueue: async (name, data) => (await producer.add(name, data)).id }
     : { enqueue: (name, data) => runner!.enqueue(name, data) };
-  const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true, jobs });
+  const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true, jobs, ...(redis ? { redis } : {}) });
   // The embedded demo pulls from department simulators running in this process.
   const sources = embedded ? await startDemoSources(services.database.db, logger) : undefined;
   for (const id of sources?.neverSynced ?? []) await jobs.enqueue('connectors.sync', { connectorId: id, trigger: 'demo-start' });

@@ -11,7 +11,7 @@ import { createLogger } from '../core/logger.ts';
 import { rows } from '../db/index.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { DEMO_RESOURCES } from '../db/seeds/demo-directory.ts';
-import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
+import { createTestDatabase, drivers, redisUrl, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 
 const log = createLogger({ level: 'silent' });
@@ -161,11 +161,51 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     expect(code(tooMany)).toMatchObject({ code: 'BAD_USER_INPUT' });
   });
 
+  it('refuses reads past the client\'s budget with RATE_LIMITED, recorded', async () => {
+    const limited = await startTestHub(tdb.database, { env: { HUB_READ_RATE: '2' } });
+    try {
+      const q = `query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { name } }`;
+      const r = await limited.graphql(q, consumer, { ids: [ALICE, BOB, NOBODY], p: purpose });
+      expect(code(r)).toMatchObject({ code: 'RATE_LIMITED', retryAfter: 1 });
+      expect(r.body.data?.persons ?? null).toBeNull();
+      const ids = (r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds!;
+      expect(await entry(ids[0]!)).toMatchObject({ outcome: 'REFUSED', reason: 'RATE_LIMITED' });
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('answers legal persons and credit profiles, repaired and expired entries off the lists', async () => {
     const lp = await hub.graphql(`query($p: PurposeInput!) { legalPerson(uscc: "${COMPANY}", purpose: $p) { name status registeredCapital legalRepresentative { name idNumber } } }`, consumer, { p: purpose });
     expect(lp.body.data!.legalPerson).toEqual({ name: '福州示例科技有限公司', status: 'EXISTING', registeredCapital: 500, legalRepresentative: { name: '王丽', idNumber: '110105********002X' } });
     expect(code(await hub.graphql(`query($p: PurposeInput!) { legalPerson(uscc: "911100001000000000", purpose: $p) { name } }`, consumer, { p: purpose }))).toMatchObject({ code: 'INVALID_USCC' });
     const cr = await hub.graphql(`query($p: PurposeInput!) { creditProfile(subjectCode: "${COMPANY}", purpose: $p) { blackList { entryId authority } permits { entryId } measures } }`, consumer, { p: purpose });
     expect(cr.body.data!.creditProfile).toEqual({ blackList: [{ entryId: 'C1', authority: '福州市税务局' }], permits: [{ entryId: 'C3' }], measures: ['JC-0101'] });
+  });
+});
+
+describe('rate limits on reads', () => {
+  it('refuses a client past its budget with RATE_LIMITED and retryAfter, in this process and across processes through Redis', async () => {
+    const { createReadLimiter } = await import('../basedata/rate-limit.ts');
+    const local = createReadLimiter({ pointsPerSecond: 3 });
+    await local.consume('a', 3);
+    const refused = await local.consume('a', 1).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', extensions: { code: 'RATE_LIMITED', retryAfter: 1 } });
+    await local.consume('b', 3); // per client
+    const url = redisUrl();
+    if (!url) return expect(process.env.HUB_REQUIRE_SERVICES).not.toBe('1');
+    const { Redis } = await import('ioredis');
+    const r1 = new Redis(url);
+    const r2 = new Redis(url);
+    try {
+      const client = `client-${Math.random()}`;
+      const one = createReadLimiter({ pointsPerSecond: 5, redis: r1 });
+      const two = createReadLimiter({ pointsPerSecond: 5, redis: r2 });
+      await one.consume(client, 3);
+      await expect(two.consume(client, 3)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    } finally {
+      r1.disconnect();
+      r2.disconnect();
+    }
   });
 });
