@@ -96,11 +96,18 @@ function selectedFields(info: GraphQLResolveInfo): string[] {
   return [...out];
 }
 
+/** A connector's department never changes (updateConnector keeps it), so this process remembers it. */
+const connectorDepartments = new WeakMap<object, Map<string, string>>();
+
 async function departmentsOf(ctx: Ctx, records: BaseRecordView[]): Promise<Map<string, string>> {
-  const ids = [...new Set(records.map((r) => r.connectorId))];
-  if (ids.length === 0) return new Map();
-  const rows = await ctx.db.select({ id: connectors.id, dept: connectors.departmentCode }).from(connectors).where(inArray(connectors.id, ids));
-  return new Map(rows.map((r) => [r.id, r.dept]));
+  let known = connectorDepartments.get(ctx.db);
+  if (!known) connectorDepartments.set(ctx.db, (known = new Map()));
+  const missing = [...new Set(records.map((r) => r.connectorId))].filter((id) => !known.has(id));
+  if (missing.length) {
+    const rows = await ctx.db.select({ id: connectors.id, dept: connectors.departmentCode }).from(connectors).where(inArray(connectors.id, missing));
+    for (const r of rows) known.set(r.id, r.dept);
+  }
+  return known;
 }
 
 function provenance(r: BaseRecordView, resourceCode: string, depts: Map<string, string>) {
@@ -120,19 +127,12 @@ function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<st
   return Object.fromEntries(fields.map((f) => [f, sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f]]));
 }
 
-async function sensitiveFields(ctx: Ctx, resourceCode: string): Promise<Set<string>> {
-  const { getCurrentResource } = await import('../directory/resources.ts');
-  const r = await getCurrentResource(ctx.db, resourceCode);
-  return new Set((r?.fields ?? []).filter((f) => f.sensitive).map((f) => f.code));
-}
-
 async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, operation: ReadRequest['operation'], subjects: string[], purpose: PurposeInput, asOf?: string | null) {
   if (subjects.length > MAX_BATCH) throw badInput('subjects', `at most ${MAX_BATCH} subjects per call`);
   const fields = selectedFields(info);
   const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, purpose, asOf: asOf ?? null });
-  const sensitive = results[0] ? await sensitiveFields(ctx, results[0].resourceCode) : new Set<string>();
   const depts = await departmentsOf(ctx, results.flatMap((r) => r.record ?? []));
-  return results.map((r) => (kind === 'credit' ? creditProfile(r, fields, sensitive, depts) : recordView(r, fields, sensitive, depts)));
+  return results.map((r) => (kind === 'credit' ? creditProfile(r, fields, r.sensitive, depts) : recordView(r, fields, r.sensitive, depts)));
 }
 
 function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {

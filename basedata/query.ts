@@ -1,12 +1,8 @@
-import { and, eq } from 'drizzle-orm';
 import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
 import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
-import type { Db } from '../db/index.ts';
-import type { GrantChecker } from '../directory/access.ts';
-import { registeredItemCodes } from '../directory/items.ts';
-import { resources } from '../directory/schema.ts';
+import type { GrantChecker, GrantDecision } from '../directory/access.ts';
 import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
 import { recordsBySubject, type BaseRecordView } from './store.ts';
@@ -32,16 +28,6 @@ export interface QueryPorts {
 type Ctx = HubContext & QueryPorts;
 
 const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
-
-/** The published resource that shares a base kind (found by baseKind, as API-CONTRACT.md says). */
-export async function baseResourceCode(db: Db, kind: BaseRecordKind): Promise<string | undefined> {
-  const [r] = await db
-    .select({ code: resources.code })
-    .from(resources)
-    .where(and(eq(resources.current, true), eq(resources.status, 'PUBLISHED'), eq(resources.baseKind, BASE_KIND_OF[kind])))
-    .limit(1);
-  return r?.code;
-}
 
 /** How a sensitive 信息项 looks to a caller whose grant does not allow it unmasked. */
 export function maskValue(field: string, value: unknown): unknown {
@@ -70,6 +56,8 @@ export interface ReadResult {
   record: BaseRecordView[] | null;
   resourceCode: string;
   unmasked: Set<string>;
+  /** the resource's sensitive 信息项 */
+  sensitive: Set<string>;
   auditId: string;
 }
 
@@ -121,20 +109,22 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
     return refuse(error as HubError, req.subjects);
   }
   const itemCode = req.purpose?.itemCode?.trim();
-  if (!itemCode || (await registeredItemCodes(ctx.db, [itemCode])).size === 0) {
+  if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
     await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'), req.subjects);
   }
   if (req.purpose.withholdBasis) {
     await refuse(new HubError('FORBIDDEN', 'withholdBasis needs a permission this client does not hold'), req.subjects);
   }
-  const resourceCode = await baseResourceCode(ctx.db, req.kind);
+  const resourceCode = await ctx.grants.baseResourceCode(BASE_KIND_OF[req.kind]);
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', `no published ${BASE_KIND_OF[req.kind]} resource`, { missing: { resource: null, fields: req.fields, itemCode } }), req.subjects);
-  let unmasked: Set<string>;
+  let decision: GrantDecision;
   try {
-    unmasked = (await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!)).unmaskedFields;
+    decision = await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!);
   } catch (error) {
     return refuse(error as HubError, req.subjects);
   }
+  const unmasked = decision.unmaskedFields;
+  const sensitive = new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code));
   try {
     await ctx.limiter.consume(principal.clientId, req.subjects.length);
   } catch (error) {
@@ -158,5 +148,5 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
     }),
   );
   ctx.auditIds.push(...ids.map(String));
-  return req.subjects.map((subject, i) => ({ subject, record: bySubject.get(subject) ?? null, resourceCode: resourceCode!, unmasked, auditId: String(ids[i]) }));
+  return req.subjects.map((subject, i) => ({ subject, record: bySubject.get(subject) ?? null, resourceCode: resourceCode!, unmasked, sensitive, auditId: String(ids[i]) }));
 }

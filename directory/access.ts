@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import { notify, type Database, type Db } from '../db/index.ts';
 import { appendInTransaction } from '../audit/writer.ts';
 import { addWorkingDays } from './calendar.ts';
-import { registeredItemCodes } from './items.ts';
+import { ITEMS_CHANNEL, registeredItemCodes } from './items.ts';
 import { addNotification } from './notifications.ts';
 import { getCurrentResource, RESOURCES_CHANNEL, type Resource } from './resources.ts';
 import { accessRequests, grants, resources } from './schema.ts';
@@ -308,6 +308,8 @@ interface CachedGrants {
 export class GrantChecker {
   private byClient = new Map<string, Promise<CachedGrants>>();
   private resourcesByCode = new Map<string, Promise<Resource | undefined>>();
+  private baseResources = new Map<string, Promise<string | undefined>>();
+  private items = new Map<string, Promise<boolean>>();
   private unlisten: (() => Promise<void>)[] = [];
 
   private constructor(private readonly db: Db) {}
@@ -319,7 +321,11 @@ export class GrantChecker {
         logger?.debug({ clientId }, 'grants changed');
         checker.byClient.delete(clientId);
       }),
-      await database.listen(RESOURCES_CHANNEL, (code) => checker.resourcesByCode.delete(code)),
+      await database.listen(RESOURCES_CHANNEL, (code) => {
+        checker.resourcesByCode.delete(code);
+        checker.baseResources.clear();
+      }),
+      await database.listen(ITEMS_CHANNEL, () => checker.items.clear()),
     );
     return checker;
   }
@@ -346,6 +352,37 @@ export class GrantChecker {
       entry.then(
         (r) => r === undefined && this.resourcesByCode.delete(code),
         () => this.resourcesByCode.delete(code),
+      );
+    }
+    return entry;
+  }
+
+  /** The published resource of a base kind (人口, 法人, 公共信用), found by baseKind. */
+  baseResourceCode(baseKind: 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'): Promise<string | undefined> {
+    let entry = this.baseResources.get(baseKind);
+    if (!entry) {
+      entry = this.db
+        .select({ code: resources.code })
+        .from(resources)
+        .where(and(eq(resources.current, true), eq(resources.status, 'PUBLISHED'), eq(resources.baseKind, baseKind)))
+        .limit(1)
+        .then((r) => r[0]?.code);
+      this.baseResources.set(baseKind, entry);
+      entry.catch(() => this.baseResources.delete(baseKind));
+    }
+    return entry;
+  }
+
+  /** Whether a 事项编码 is a registered service item (PURPOSE_REQUIRED otherwise). */
+  isRegisteredItem(code: string): Promise<boolean> {
+    let entry = this.items.get(code);
+    if (!entry) {
+      entry = registeredItemCodes(this.db, [code]).then((set) => set.has(code));
+      if (this.items.size > 50_000) this.items.clear();
+      this.items.set(code, entry);
+      entry.then(
+        (known) => !known && this.items.delete(code), // unknown codes are not remembered
+        () => this.items.delete(code),
       );
     }
     return entry;

@@ -1,9 +1,12 @@
 import { and, asc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
-import type { Db } from '../db/index.ts';
+import { notify, type Db } from '../db/index.ts';
 import { decodeCursor, RESOURCE_CODE, termConditions, type Page } from './resources.ts';
 import { bundleItems, bundles, departments, materials, serviceItems, type MaterialSource } from './schema.ts';
+
+/** Caches of registered items listen here. */
+export const ITEMS_CHANNEL = 'hub_items';
 
 export type ServiceItem = typeof serviceItems.$inferSelect;
 export type Material = typeof materials.$inferSelect;
@@ -96,6 +99,7 @@ export async function registerServiceItem(ctx: HubContext, input: ServiceItemInp
       .returning();
     await tx.delete(materials).where(eq(materials.itemCode, input.code));
     if (rows.length) await tx.insert(materials).values(rows);
+    await notify(tx, ITEMS_CHANNEL, input.code);
     return item!;
   });
 }
