@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { openDatabase, rows, type Db } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
-import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
+import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { load, startProcess, stop, type LoadResult } from './load.ts';
 
@@ -26,7 +27,7 @@ import { load, startProcess, stop, type LoadResult } from './load.ts';
  * `npm run bench -- NAME`. Each benchmark measures its baseline in the same run, with the same load tool from a
  * separate process, and ends with one line: `NAME: ours X unit, baseline Y unit, ratio R`.
  */
-const benches: Record<string, () => Promise<void>> = { gateway, ingest, audit };
+const benches: Record<string, () => Promise<void>> = { gateway, ingest, audit, lookup };
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -254,6 +255,95 @@ async function ensureKeysForBench(db: Db): Promise<Buffer> {
   await checkMasterKey(db, key);
   await ensureHubKeys(db, key);
   return key;
+}
+
+/** Runs the load process (autocannon, bodies cycled from a file) and reads its result. */
+async function loadWith(config: { url: string; connections: number; seconds: number; headers: Record<string, string>; bodies: string[] }): Promise<LoadResult> {
+  const file = path.join(os.tmpdir(), `hub-load-${crypto.randomBytes(4).toString('hex')}.json`);
+  fs.writeFileSync(file, JSON.stringify(config));
+  try {
+    const { line } = await startProcess(['--import', 'tsx', 'bench/load-worker.ts', file], process.env, (l) => l.startsWith('{"requestsPerSecond"'), (config.seconds + 60) * 1000);
+    return JSON.parse(line) as LoadResult;
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/**
+ * Authenticated, purpose-bound, audited `person` lookups over HTTP against the hub on PostgreSQL (synchronous_commit
+ * on), 32 connections from a separate load process, against bare graphql-yoga `{ hello }` with the same tool; then
+ * batch lookups of 100 subjects per call, each subject its own durable audit entry.
+ */
+async function lookup(): Promise<void> {
+  const people = Number(process.env.BENCH_PEOPLE ?? 20_000);
+  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-bench-'));
+  const masterKey = crypto.randomBytes(32).toString('hex');
+  const token = crypto.randomBytes(16).toString('hex');
+  const children: { child: ChildProcess }[] = [];
+  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 4, appRole: true });
+  try {
+    await migrateDatabase(database);
+    const db = database.db;
+    const log = createLogger({ level: 'silent' });
+    await seedDemo(db, { clientDir: dataDir, tokenEndpoint: 'http://127.0.0.1/oauth/token', logger: log });
+    const sim = await startProcess(['--import', 'tsx', 'connectors/simulators/main.ts', '--kind', 'population', '--records', String(people), '--bearer', token], process.env, (l) => l.startsWith('{"url"'));
+    children.push(sim);
+    const police = DEMO_DEPARTMENTS[0];
+    await createConnector(systemContext(db, log, police.code, 'bench'), { id: 'bench-pop', name: 'bench', departmentCode: police.code, kind: 'population', adapter: 'http', config: { url: (JSON.parse(sim.line) as { url: string }).url, auth: { type: 'bearer', tokenEnv: 'BENCH_SIM_TOKEN' } } });
+    await runSync(database, 'bench-pop', { env: { ...process.env, BENCH_SIM_TOKEN: token } });
+    const ids = (await rows<{ key: string }>(db, sql`select key from base_records where kind = 'population' order by md5(key) limit 5000`)).map((r) => r.key);
+    const [{ synchronous_commit } = { synchronous_commit: '?' }] = await rows<{ synchronous_commit: string }>(db, sql`show synchronous_commit`);
+
+    const baseline = await startProcess(['--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
+    children.push(baseline);
+    const hub = await startProcess(
+      ['--import', 'tsx', 'gateway/main.ts'],
+      { ...process.env, DATABASE_URL: url.toString(), HUB_MASTER_KEY: masterKey, HUB_DATA_DIR: dataDir, PORT: '0', HUB_HOST: '127.0.0.1', REDIS_URL: '', NODE_ENV: 'production', HUB_READ_RATE: '1000000' },
+      (l) => l.includes('"hub listening"'),
+    );
+    children.push(hub);
+    const hubBase = `http://127.0.0.1:${JSON.parse(hub.line).port}`;
+    const { access_token } = await fetchAccessToken(readClientFile(path.join(dataDir, 'demo-client.json')), hubBase);
+    const json = { 'content-type': 'application/json' };
+    const auth = { ...json, authorization: `Bearer ${access_token}` };
+    const PERSON = 'query($id: String!, $p: PurposeInput!) { person(idNumber: $id, purpose: $p) { idNumber name gender birthDate maritalStatus } }';
+    const purpose = (i: number) => ({ itemCode: '350100-DJ-0001', caseId: `FZ-2026-${i}`, operator: 'bench' });
+    const bodies = ids.map((id, i) => JSON.stringify({ query: PERSON, variables: { id, p: purpose(i) } }));
+    const check = (await (await fetch(`${hubBase}/graphql`, { method: 'POST', headers: auth, body: bodies[0] })).json()) as { data?: { person?: unknown }; errors?: unknown };
+    if (!check.data?.person) throw new Error(`the lookup does not answer: ${JSON.stringify(check)}`);
+    process.stdout.write(`lookup bench: ${ids.length} different subjects of ${people}, ${CONNECTIONS} connections, ${SECONDS} s each after ${WARMUP} s warm-up, PostgreSQL synchronous_commit=${synchronous_commit}\n`);
+    const baseUrl = `http://127.0.0.1:${JSON.parse(baseline.line).port}/graphql`;
+    const hello = [JSON.stringify({ query: '{ hello }' })];
+    await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: WARMUP, headers: json, bodies: hello });
+    await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: WARMUP, headers: auth, bodies });
+    const b = await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: SECONDS, headers: json, bodies: hello });
+    show('baseline: yoga { hello }', b);
+    const before = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
+    const o = await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: SECONDS, headers: auth, bodies });
+    show('ours: audited person lookups', o);
+    const after = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
+    process.stdout.write(`audit entries written during the run: ${after - before} (${o.total} lookups answered)\n`);
+
+    const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
+    const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));
+    const batch = await loadWith({ url: `${hubBase}/graphql`, connections: 8, seconds: SECONDS, headers: auth, bodies: batches });
+    process.stdout.write(`ours, batches of 100: ${(batch.requestsPerSecond * 100).toFixed(0)} subjects/s (p50 ${batch.p50} ms, p99 ${batch.p99} ms, 8 connections, errors ${batch.errors}, non-2xx ${batch.non2xx})\n`);
+    if (o.non2xx > 0 || o.errors > 0) throw new Error('the hub answered errors under load: the figure would not be a fair one');
+    process.stdout.write(`lookup: ours ${o.requestsPerSecond.toFixed(0)} lookups/s (p50 ${o.p50} ms, p99 ${o.p99} ms), baseline ${b.requestsPerSecond.toFixed(0)} req/s (p50 ${b.p50} ms, p99 ${b.p99} ms), ratio ${(o.requestsPerSecond / b.requestsPerSecond).toFixed(2)}\n`);
+  } finally {
+    for (const c of children) await stop(c.child);
+    await database.close();
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 const name = process.argv[2];
