@@ -1,4 +1,5 @@
-import { desc } from 'drizzle-orm';
+import { desc, sql } from 'drizzle-orm';
+import { isUniqueViolation } from '../core/errors.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
 import { chainHash, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { auditEntries } from './schema.ts';
@@ -23,18 +24,22 @@ export interface AuditRecord {
 
 const AUDIT_LOCK = 'hub:audit';
 
-/**
- * Appends records inside a transaction: takes the log's lock (one chain across every process), reads the head and
- * inserts the chained entries. Used directly by administrative acts, so the act and its record commit together.
- */
-export async function appendInTransaction(tx: Db, records: readonly AuditRecord[]): Promise<number[]> {
-  if (records.length === 0) return [];
-  await advisoryXactLock(tx, AUDIT_LOCK);
-  const [head] = await tx.select({ seq: auditEntries.seq, hash: auditEntries.hash }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1);
-  let seq = head?.seq ?? 0;
-  let prev = head?.hash ?? GENESIS_HASH;
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+async function readHead(db: Db): Promise<Head> {
+  const [head] = await db.select({ seq: auditEntries.seq, hash: auditEntries.hash }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1);
+  return head ?? { seq: 0, hash: GENESIS_HASH };
+}
+
+/** Numbers and chains records after a head; every entry of a batch has the same time. */
+function chain(head: Head, records: readonly AuditRecord[]) {
+  let seq = head.seq;
+  let prev = head.hash;
   const at = new Date().toISOString();
-  const rows = records.map((r) => {
+  return records.map((r) => {
     const e: ChainedEntry = {
       seq: ++seq,
       at,
@@ -54,13 +59,45 @@ export async function appendInTransaction(tx: Db, records: readonly AuditRecord[
       details: r.details ?? null,
     };
     const hash = chainHash(prev, e);
-    const row = { ...e, at: new Date(at), prevHash: prev, hash };
+    const row = { ...e, prevHash: prev, hash };
     prev = hash;
     return row;
   });
-  // at most ~8,000 parameters per statement: chunks of 400 entries
-  for (let i = 0; i < rows.length; i += 400) await tx.insert(auditEntries).values(rows.slice(i, i + 400));
-  return rows.map((r) => r.seq);
+}
+
+/** One statement of 18 array parameters whatever the batch size (a query builder's per-value work would dominate). */
+async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void> {
+  const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
+  await db.execute(sql`insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
+    select seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
+           case when fields is null then null else array(select jsonb_array_elements_text(fields)) end, outcome, reason, withhold_basis, request_id, details, prev_hash, hash
+    from unnest(${col((r) => r.seq)}::int8[], ${col((r) => r.at)}::timestamptz[], ${col((r) => r.clientId)}::text[], ${col((r) => r.department)}::text[],
+                ${col((r) => r.operator)}::text[], ${col((r) => r.itemCode)}::text[], ${col((r) => r.caseId)}::text[], ${col((r) => r.operation)}::text[],
+                ${col((r) => r.resourceCode)}::text[], ${col((r) => r.subject)}::text[], ${col((r) => (r.fields ? JSON.stringify(r.fields) : null))}::jsonb[],
+                ${col((r) => r.outcome)}::text[], ${col((r) => r.reason)}::text[], ${col((r) => r.withholdBasis)}::text[], ${col((r) => r.requestId)}::text[],
+                ${col((r) => (r.details ? JSON.stringify(r.details) : null))}::jsonb[], ${col((r) => r.prevHash)}::text[], ${col((r) => r.hash)}::text[])
+      as t(seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)`);
+}
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * Appends records inside the caller's transaction, so an administrative act and its record commit together. The
+ * primary key on `seq` keeps one chain across every process: a writer that chained onto a head another process
+ * has since extended collides on the next `seq`, and chains again from the new head (in a savepoint here).
+ */
+export async function appendInTransaction(tx: Db, records: readonly AuditRecord[]): Promise<number[]> {
+  if (records.length === 0) return [];
+  await advisoryXactLock(tx, AUDIT_LOCK); // administrative writers queue here rather than collide
+  for (let attempt = 1; ; attempt++) {
+    const rows = chain(await readHead(tx), records);
+    try {
+      await tx.transaction((sp) => insertRows(sp, rows));
+      return rows.map((r) => r.seq);
+    } catch (error) {
+      if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
 }
 
 interface Pending {
@@ -77,6 +114,8 @@ interface Pending {
 export class AuditWriter {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
+  /** the last entry this writer wrote: the next batch chains onto it without reading the log first */
+  private head: Head | null = null;
 
   constructor(
     private readonly db: Db,
@@ -100,13 +139,31 @@ export class AuditWriter {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        const seqs = await this.db.transaction((tx) => appendInTransaction(tx, batch.map((p) => p.record)));
+        const seqs = await this.write(batch.map((p) => p.record));
         batch.forEach((p, i) => p.resolve(seqs[i]!));
       } catch (error) {
         for (const p of batch) p.reject(error);
       }
     }
     this.flushing = null;
+  }
+
+  /**
+   * One autocommitted statement per batch (one round trip, durable on return). If another process extended the log
+   * since, the insert collides on `seq`, and the batch is chained again from the new head.
+   */
+  private async write(records: AuditRecord[]): Promise<number[]> {
+    for (let attempt = 1; ; attempt++) {
+      const rows = chain(this.head ?? (await readHead(this.db)), records);
+      try {
+        await insertRows(this.db, rows);
+        this.head = { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash };
+        return rows.map((r) => r.seq);
+      } catch (error) {
+        this.head = null;
+        if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /** Waits for every record appended so far. */

@@ -2,6 +2,8 @@ import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
 import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
+import DataLoader from 'dataloader';
+import type { Db } from '../db/index.ts';
 import type { GrantChecker, GrantDecision } from '../directory/access.ts';
 import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
@@ -28,6 +30,31 @@ export interface QueryPorts {
 type Ctx = HubContext & QueryPorts;
 
 const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
+
+/**
+ * Current records are loaded through one batching loader per process and kind: the lookups of all requests that
+ * arrive in the same tick share one query (no caching: each load reads the database).
+ */
+const loaders = new WeakMap<object, Map<BaseRecordKind, DataLoader<string, BaseRecordView[]>>>();
+
+function currentLoader(db: Db, kind: BaseRecordKind): DataLoader<string, BaseRecordView[]> {
+  let byKind = loaders.get(db);
+  if (!byKind) loaders.set(db, (byKind = new Map()));
+  let loader = byKind.get(kind);
+  if (!loader) {
+    loader = new DataLoader<string, BaseRecordView[]>(
+      async (subjects) => {
+        const found = await recordsBySubject(db, kind, subjects);
+        const by = new Map<string, BaseRecordView[]>();
+        for (const r of found) by.set(r.subject, [...(by.get(r.subject) ?? []), r]);
+        return subjects.map((s) => by.get(s) ?? []);
+      },
+      { cache: false, maxBatchSize: 500, batchScheduleFn: (run) => setImmediate(run) },
+    );
+    byKind.set(kind, loader);
+  }
+  return loader;
+}
 
 /** How a sensitive 信息项 looks to a caller whose grant does not allow it unmasked. */
 export function maskValue(field: string, value: unknown): unknown {
@@ -132,7 +159,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   }
   const asOf = req.asOf ? new Date(req.asOf) : undefined;
   if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
-  const found = await recordsBySubject(ctx.db, req.kind, req.subjects, asOf);
+  const found = asOf ? await recordsBySubject(ctx.db, req.kind, req.subjects, asOf) : (await Promise.all(req.subjects.map((s) => currentLoader(ctx.db, req.kind).load(s)))).flat();
   const bySubject = new Map<string, BaseRecordView[]>();
   for (const r of found) bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), r]);
   const ids = await ctx.audit.appendMany(

@@ -222,15 +222,11 @@ async function audit(): Promise<void> {
     for (let start = 0; start < total; start += batchSize) {
       const n = Math.min(batchSize, total - start);
       const records = Array.from({ length: n }, (_, k) => ({ ...entry(start + k), seq: start + k + 1 }));
-      await db.transaction(async (tx) => {
-        for (let i = 0; i < records.length; i += 400) {
-          const part = records.slice(i, i + 400);
-          await tx.execute(sql`insert into audit_entries_baseline (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, request_id, prev_hash, hash) values ${sql.join(
-            part.map((r) => sql`(${r.seq}, now(), ${r.clientId}, ${r.department}, ${r.operator}, ${r.itemCode}, ${r.caseId}, ${r.operation}, ${r.resourceCode}, ${r.subject}, ${sql.param(r.fields)}::text[], ${r.outcome}, ${r.requestId}, '', '')`),
-            sql`, `,
-          )}`);
-        }
-      });
+      // one autocommitted statement per batch, as ours is (at most 64 × 15 parameters)
+      await db.execute(sql`insert into audit_entries_baseline (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, request_id, prev_hash, hash) values ${sql.join(
+        records.map((r) => sql`(${r.seq}, now(), ${r.clientId}, ${r.department}, ${r.operator}, ${r.itemCode}, ${r.caseId}, ${r.operation}, ${r.resourceCode}, ${r.subject}, ${sql.param(r.fields)}::text[], ${r.outcome}, ${r.requestId}, '', '')`),
+        sql`, `,
+      )}`);
     }
     const baseline = total / ((Date.now() - t) / 1000);
     process.stdout.write(`baseline: plain multi-row INSERTs of the same rows, ${batchSize} per transaction: ${baseline.toFixed(0)} entries/s\n`);
@@ -304,7 +300,8 @@ async function lookup(): Promise<void> {
     const baseline = await startProcess(['--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
     children.push(baseline);
     const hub = await startProcess(
-      ['--import', 'tsx', 'gateway/main.ts'],
+      // BENCH_PROFILE=DIR writes the hub's CPU profile there (node --cpu-prof), for the profiles quoted in notes
+      [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--import', 'tsx', 'gateway/main.ts'],
       { ...process.env, DATABASE_URL: url.toString(), HUB_MASTER_KEY: masterKey, HUB_DATA_DIR: dataDir, PORT: '0', HUB_HOST: '127.0.0.1', REDIS_URL: '', NODE_ENV: 'production', HUB_READ_RATE: '1000000' },
       (l) => l.includes('"hub listening"'),
     );
