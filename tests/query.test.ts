@@ -175,6 +175,33 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     }
   });
 
+  it('returns no data when the audit entry cannot be written (fail closed)', async () => {
+    const asOwner = async (q: string) => {
+      if (driver === 'pg') {
+        const pgm = await import('pg');
+        const c = new pgm.default.Client({ connectionString: tdb.url });
+        await c.connect();
+        await c.query(q);
+        await c.end();
+      } else {
+        await tdb.database.db.execute(sql`reset role`);
+        await tdb.database.db.execute(sql.raw(q));
+        await tdb.database.db.execute(sql`set role hub_app`);
+      }
+    };
+    const NAME = `query($id: String!, $p: PurposeInput!) { person(idNumber: $id, purpose: $p) { name } }`;
+    await asOwner('revoke insert on audit_entries from hub_app');
+    try {
+      const r = await hub.graphql(NAME, consumer, { id: ALICE, p: purpose });
+      expect(r.body.data?.person ?? null).toBeNull();
+      expect(r.body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+      expect(JSON.stringify(r.body)).not.toContain('王丽');
+    } finally {
+      await asOwner('grant insert on audit_entries to hub_app');
+    }
+    expect((await hub.graphql(NAME, consumer, { id: ALICE, p: purpose })).body.data?.person).toEqual({ name: '王丽' });
+  });
+
   it('answers legal persons and credit profiles, repaired and expired entries off the lists', async () => {
     const lp = await hub.graphql(`query($p: PurposeInput!) { legalPerson(uscc: "${COMPANY}", purpose: $p) { name status registeredCapital legalRepresentative { name idNumber } } }`, consumer, { p: purpose });
     expect(lp.body.data!.legalPerson).toEqual({ name: '福州示例科技有限公司', status: 'EXISTING', registeredCapital: 500, legalRepresentative: { name: '王丽', idNumber: '110105********002X' } });
