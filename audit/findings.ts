@@ -77,15 +77,38 @@ export async function auditFindings(db: Db, from: Date, to: Date, spikeFactor = 
 
 export const EXPORT_COLUMNS = ['id', 'at', 'clientId', 'department', 'operator', 'itemCode', 'caseId', 'operation', 'resourceCode', 'subject', 'fields', 'outcome', 'reason', 'withholdBasis', 'hash'] as const;
 
-export interface ExportFilter {
-  clientId?: string;
-  department?: string;
-  resourceCode?: string;
-  subject?: string;
-  itemCode?: string;
-  outcome?: string;
-  from?: Date;
-  to?: Date;
+/** What auditors filter the log by, in `accessLog` and in exports alike. */
+export interface EntryFilter {
+  clientId?: string | undefined;
+  department?: string | undefined;
+  resourceCode?: string | undefined;
+  subject?: string | undefined;
+  itemCode?: string | undefined;
+  caseId?: string | undefined;
+  operation?: string | undefined;
+  outcome?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+export function entryConditions(f: EntryFilter): SQL[] {
+  const conditions: SQL[] = [];
+  for (const [key, column] of [
+    ['clientId', auditEntries.clientId],
+    ['department', auditEntries.department],
+    ['resourceCode', auditEntries.resourceCode],
+    ['subject', auditEntries.subject],
+    ['itemCode', auditEntries.itemCode],
+    ['caseId', auditEntries.caseId],
+    ['operation', auditEntries.operation],
+    ['outcome', auditEntries.outcome],
+  ] as const) {
+    const value = f[key];
+    if (value) conditions.push(eq(column, value));
+  }
+  if (f.from) conditions.push(gte(auditEntries.at, f.from));
+  if (f.to) conditions.push(lt(auditEntries.at, f.to));
+  return conditions;
 }
 
 function csvCell(v: unknown): string {
@@ -98,16 +121,8 @@ function csvCell(v: unknown): string {
  * people and masks 公民身份号码; JSONL is for machines and carries the subject whole, with each entry's hash so an
  * archive can be checked against the chain.
  */
-export async function* exportEntries(db: Db, filter: ExportFilter, format: 'csv' | 'jsonl'): AsyncGenerator<string> {
-  const conditions: SQL[] = [];
-  if (filter.clientId) conditions.push(eq(auditEntries.clientId, filter.clientId));
-  if (filter.department) conditions.push(eq(auditEntries.department, filter.department));
-  if (filter.resourceCode) conditions.push(eq(auditEntries.resourceCode, filter.resourceCode));
-  if (filter.subject) conditions.push(eq(auditEntries.subject, filter.subject));
-  if (filter.itemCode) conditions.push(eq(auditEntries.itemCode, filter.itemCode));
-  if (filter.outcome) conditions.push(eq(auditEntries.outcome, filter.outcome));
-  if (filter.from) conditions.push(gte(auditEntries.at, filter.from));
-  if (filter.to) conditions.push(lt(auditEntries.at, filter.to));
+export async function* exportEntries(db: Db, filter: EntryFilter, format: 'csv' | 'jsonl'): AsyncGenerator<string> {
+  const conditions = entryConditions(filter);
   if (format === 'csv') yield `\uFEFF${EXPORT_COLUMNS.join(',')}\r\n`;
   for (let after = 0; ; ) {
     const chunk = await db

@@ -2,7 +2,7 @@ import { and, desc, eq, gte, inArray, isNull, lt, lte, sql, type SQL } from 'dri
 import { requireHolder, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
-import { auditFindings } from './findings.ts';
+import { auditFindings, entryConditions } from './findings.ts';
 import { auditCheckpoints, auditEntries } from './schema.ts';
 import type { AuditWriter } from './writer.ts';
 
@@ -94,19 +94,7 @@ export const resolvers = {
       const f = a.filter ?? {};
       const first = a.first ?? 50;
       if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', 'first must be from 1 to 500');
-      const conditions: SQL[] = [];
-      if (f.clientId) conditions.push(eq(auditEntries.clientId, f.clientId));
-      if (f.department) conditions.push(eq(auditEntries.department, f.department));
-      if (f.resourceCode) conditions.push(eq(auditEntries.resourceCode, f.resourceCode));
-      if (f.subject) conditions.push(eq(auditEntries.subject, f.subject));
-      if (f.itemCode) conditions.push(eq(auditEntries.itemCode, f.itemCode));
-      if (f.caseId) conditions.push(eq(auditEntries.caseId, f.caseId));
-      if (f.operation) conditions.push(eq(auditEntries.operation, f.operation));
-      if (f.outcome) conditions.push(eq(auditEntries.outcome, f.outcome));
-      const from = instant(f.from, 'from');
-      const to = instant(f.to, 'to');
-      if (from) conditions.push(gte(auditEntries.at, from));
-      if (to) conditions.push(lt(auditEntries.at, to));
+      const conditions = entryConditions({ ...f, from: instant(f.from, 'from'), to: instant(f.to, 'to') });
       if (!p.roles.includes('auditor')) {
         // a department sees who read its own resources
         conditions.push(inArray(auditEntries.resourceCode, sql`(select code from resources where current and provider_code = ${p.department})`));

@@ -100,13 +100,7 @@ async function gateway(): Promise<void> {
  */
 async function ingest(): Promise<void> {
   const records = Number(process.env.BENCH_RECORDS ?? 1_000_000);
-  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const { url, dropDatabase } = await benchDatabase();
   const token = crypto.randomBytes(16).toString('hex');
   const sim = await startProcess(
     ['--import', 'tsx', 'connectors/simulators/main.ts', '--kind', 'population', '--records', String(records), '--bearer', token],
@@ -176,8 +170,7 @@ async function ingest(): Promise<void> {
   } finally {
     await database.close();
     await stop(sim.child);
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
+    await dropDatabase();
   }
 }
 
@@ -189,13 +182,7 @@ async function ingest(): Promise<void> {
 async function audit(): Promise<void> {
   const total = Number(process.env.BENCH_ENTRIES ?? 1_000_000);
   const callers = 64;
-  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const { url, dropDatabase } = await benchDatabase();
   const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 4, appRole: true });
   try {
     await migrateDatabase(database);
@@ -256,8 +243,7 @@ async function audit(): Promise<void> {
     process.stdout.write(`audit: ours ${ours.toFixed(0)} entries/s, baseline ${baseline.toFixed(0)} entries/s, ratio ${(ours / baseline).toFixed(2)} (verify ${report.entries} entries: ${verifySeconds.toFixed(1)} s)\n`);
   } finally {
     await database.close();
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
+    await dropDatabase();
   }
 }
 
@@ -266,6 +252,24 @@ async function ensureKeysForBench(db: Db): Promise<Buffer> {
   await checkMasterKey(db, key);
   await ensureHubKeys(db, key);
   return key;
+}
+
+/** A fresh PostgreSQL database for one benchmark (`BENCH_PG_URL`, default the local server), dropped after. */
+async function benchDatabase(): Promise<{ url: URL; dropDatabase: () => Promise<void> }> {
+  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  return {
+    url,
+    async dropDatabase() {
+      await admin.query(`drop database if exists ${dbName} with (force)`);
+      await admin.end();
+    },
+  };
 }
 
 /** Runs the load process (autocannon, bodies cycled from a file) and reads its result. */
@@ -287,13 +291,7 @@ async function loadWith(config: { url: string; connections: number; seconds: num
  */
 async function lookup(): Promise<void> {
   const people = Number(process.env.BENCH_PEOPLE ?? 20_000);
-  const adminUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `hub_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const { url, dropDatabase } = await benchDatabase();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-bench-'));
   const masterKey = crypto.randomBytes(32).toString('hex');
   const token = crypto.randomBytes(16).toString('hex');
@@ -352,8 +350,7 @@ async function lookup(): Promise<void> {
   } finally {
     for (const c of children) await stop(c.child);
     await database.close();
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
+    await dropDatabase();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { listCheckpoints } from '../audit/checkpoints.ts';
 import { createReadLimiter } from '../basedata/rate-limit.ts';
-import { exportEntries, type ExportFilter } from '../audit/findings.ts';
+import { exportEntries } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
@@ -141,7 +141,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       'cache-control': 'no-store',
     });
     try {
-      for await (const chunk of exportEntries(database.db, filter as ExportFilter, format)) {
+      for await (const chunk of exportEntries(database.db, filter, format)) {
         if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
       }
       res.end();
