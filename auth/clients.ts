@@ -17,6 +17,7 @@ export interface ClientRecord {
   name: string;
   department: string;
   roles: ClientRole[];
+  permissions: string[];
   status: 'active' | 'disabled';
   createdAt: Date;
   disabledAt: Date | null;
@@ -61,7 +62,11 @@ export interface CreateClientInput {
   jwk: unknown;
   /** A chosen id (seeds); otherwise one is generated. */
   clientId?: string;
+  /** 'withhold': may record reads hidden from the holder's own view, with their legal basis */
+  permissions?: readonly string[];
 }
+
+export const CLIENT_PERMISSIONS = ['withhold'] as const;
 
 /** Registers a client system with its first public key. */
 export async function createClient(db: Db, input: CreateClientInput): Promise<ClientRecord> {
@@ -70,13 +75,17 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
   const roles = parseRoles(input.roles);
   const key = await normalisePublicJwk(input.jwk);
   const clientId = input.clientId ?? `hub-${crypto.randomBytes(8).toString('hex')}`;
+  const permissions = [...new Set(input.permissions ?? [])];
+  for (const p of permissions) {
+    if (!(CLIENT_PERMISSIONS as readonly string[]).includes(p)) throw badInput('permissions', `unknown permission "${p}"; permissions are ${CLIENT_PERMISSIONS.join(', ')}`);
+  }
   if (!/^[A-Za-z0-9._-]{3,64}$/.test(clientId)) throw badInput('clientId', 'a client id is 3–64 letters, digits, dot, dash or underscore');
   await db.transaction(async (tx) => {
     const [dept] = await tx.select({ code: departments.code }).from(departments).where(eq(departments.code, input.department));
     if (!dept) throw badInput('department', `department ${input.department} is not registered (hub departments create)`);
     const inserted = await tx
       .insert(clients)
-      .values({ clientId, name, departmentCode: input.department, roles })
+      .values({ clientId, name, departmentCode: input.department, roles, permissions })
       .onConflictDoNothing()
       .returning({ clientId: clients.clientId });
     if (inserted.length === 0) throw new HubError('CONFLICT', `client ${clientId} already exists`);
@@ -109,6 +118,7 @@ function toRecord(c: typeof clients.$inferSelect, keys: (typeof clientKeys.$infe
     name: c.name,
     department: c.departmentCode,
     roles: c.roles as ClientRole[],
+    permissions: c.permissions,
     status: c.status,
     createdAt: c.createdAt,
     disabledAt: c.disabledAt,
@@ -188,6 +198,7 @@ export interface CachedClient {
   name: string;
   department: string;
   roles: ClientRole[];
+  permissions: string[];
   active: boolean;
   keys: { kid: string; alg: string; key: KeyObject }[];
 }
@@ -237,6 +248,7 @@ export class ClientCache {
       name: c.name,
       department: c.departmentCode,
       roles: c.roles as ClientRole[],
+      permissions: c.permissions,
       active: c.status === 'active',
       keys: keys.map((k) => ({
         kid: k.kid,

@@ -218,6 +218,7 @@ export class OAuthServer {
       department: client.department,
       // A role taken from the client since the token was issued is gone at once.
       roles: client.roles.filter((r) => tokenRoles.includes(r)),
+      permissions: client.permissions,
       tokenId: String(payload.jti ?? ''),
       expiresAt: payload.exp * 1000,
     };

@@ -16,6 +16,8 @@ export const clients = pgTable(
       .notNull()
       .references(() => departments.code),
     roles: text('roles').array().notNull(),
+    /** permissions beyond the roles: 'withhold' may record a read hidden from the holder's own view (with its basis) */
+    permissions: text('permissions').array().notNull().default(sql`'{}'::text[]`),
     status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
     disabledAt: at('disabled_at'),
     disabledReason: text('disabled_reason'),
@@ -24,6 +26,7 @@ export const clients = pgTable(
   },
   (t) => [
     check('clients_status_ck', sql`${t.status} in ('active', 'disabled')`),
+    check('clients_permissions_ck', sql`${t.permissions} <@ array['withhold']::text[]`),
     check('clients_roles_ck', sql`${t.roles} <@ array['consumer','provider','issuer','auditor','admin']::text[] and cardinality(${t.roles}) > 0`),
     index('clients_department_idx').on(t.departmentCode),
   ],

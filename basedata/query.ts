@@ -139,8 +139,9 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
     await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'), req.subjects);
   }
-  if (req.purpose.withholdBasis) {
-    await refuse(new HubError('FORBIDDEN', 'withholdBasis needs a permission this client does not hold'), req.subjects);
+  const withholdBasis = req.purpose.withholdBasis?.trim() || null;
+  if (withholdBasis && !principal.permissions.includes('withhold')) {
+    await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'), req.subjects);
   }
   const resourceCode = await ctx.grants.baseResourceCode(BASE_KIND_OF[req.kind]);
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', `no published ${BASE_KIND_OF[req.kind]} resource`, { missing: { resource: null, fields: req.fields, itemCode } }), req.subjects);
@@ -170,6 +171,8 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
         resourceCode,
         outcome: rec ? 'RETURNED' : 'NOT_FOUND',
         reason: null,
+        // hidden from the holder's own view, and why (the holder's view leaves these out)
+        withholdBasis,
         details: { asOf: req.asOf ?? null, unmasked: req.fields.filter((f) => unmasked.has(f)), versions: rec?.map((r) => `${r.key}@${r.version}`) ?? [] },
       });
     }),

@@ -63,6 +63,7 @@ function clientView(c: ClientRecord) {
     name: c.name,
     department: c.department,
     roles: c.roles,
+    permissions: c.permissions,
     status: c.status,
     created_at: c.createdAt.toISOString(),
     keys: c.keys.map((k) => ({ kid: k.kid, alg: k.alg, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
@@ -115,10 +116,13 @@ clients
   .requiredOption('--roles <roles>', 'comma-separated: consumer,provider,issuer,auditor,admin')
   .requiredOption('--key-out <file>', 'where to write the client file with the new private key (mode 0600)')
   .addOption(new Option('--alg <alg>', 'key algorithm').choices(['ES256', 'EdDSA']).default('ES256'))
-  .action(async (opts: { name: string; department: string; roles: string; keyOut: string; alg: ClientKeyAlg }) => {
+  .option('--permissions <list>', 'comma-separated: withhold (may record reads hidden from the holder, with the legal basis)')
+  .action(async (opts: { name: string; department: string; roles: string; keyOut: string; alg: ClientKeyAlg; permissions?: string }) => {
     if (fs.existsSync(opts.keyOut)) throw new StartupError(`--key-out: ${opts.keyOut} exists; choose another file`);
     const { privateJwk, publicJwk } = await generateClientKey(opts.alg);
-    const client = await withDb((db) => createClient(db, { name: opts.name, department: opts.department, roles: opts.roles.split(','), jwk: publicJwk }));
+    const client = await withDb((db) =>
+      createClient(db, { name: opts.name, department: opts.department, roles: opts.roles.split(','), jwk: publicJwk, permissions: opts.permissions ? opts.permissions.split(',') : [] }),
+    );
     writeNewClientFile(opts.keyOut, client.clientId, privateJwk);
     out({ client_id: client.clientId });
   });

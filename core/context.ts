@@ -12,6 +12,8 @@ export interface ClientPrincipal {
   /** The department's 统一社会信用代码 */
   department: string;
   roles: Role[];
+  /** permissions beyond the roles, e.g. 'withhold' */
+  permissions: string[];
   tokenId: string;
   expiresAt: number;
 }
@@ -64,7 +66,7 @@ export function requireOwnDepartment(ctx: { principal: Principal }, departmentCo
  */
 export function systemContext(db: Db, log: Logger, department: string, clientId = 'hub-system'): HubContext & { principal: ClientPrincipal } {
   return {
-    principal: { kind: 'client', clientId, name: 'the hub', department, roles: ['admin'], tokenId: '', expiresAt: 0 },
+    principal: { kind: 'client', clientId, name: 'the hub', department, roles: ['admin'], permissions: [], tokenId: '', expiresAt: 0 },
     requestId: clientId,
     log,
     db,

@@ -19,7 +19,7 @@ const log = createLogger({ level: 'silent' });
 
 /** A context built by hand: resources.changed_by is plain text, so the client need not exist in `clients`. */
 function ctxFor(db: Db, roles: Role[], department: string = DATA_BUREAU.code): HubContext {
-  return { principal: { kind: 'client', clientId: `t-${roles.join('-')}`, name: 't', department, roles, tokenId: '', expiresAt: 0 }, db, requestId: 'r', log };
+  return { principal: { kind: 'client', clientId: `t-${roles.join('-')}`, name: 't', department, roles, permissions: [], tokenId: '', expiresAt: 0 }, db, requestId: 'r', log };
 }
 
 const POPULATION: ResourceInput = {

@@ -202,6 +202,28 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     expect((await hub.graphql(NAME, consumer, { id: ALICE, p: purpose })).body.data?.person).toEqual({ name: '王丽' });
   });
 
+  it('lets only a client with the withhold permission hide a read from the holder, recording the basis', async () => {
+    const NAME = `query($id: String!, $p: PurposeInput!) { person(idNumber: $id, purpose: $p) { name } }`;
+    const basis = '《刑事诉讼法》第一百五十二条：侦查期间暂不告知';
+    expect(code(await hub.graphql(NAME, consumer, { id: BOB, p: { ...purpose, withholdBasis: basis } }))).toMatchObject({ code: 'FORBIDDEN' });
+    const file = await hub.newClient(['consumer'], { department: DEMO_DEPARTMENTS[3].code, permissions: ['withhold'] });
+    const sys = systemContext(tdb.database.db, log, DEMO_DEPARTMENTS[0].code);
+    const { requestAccess, decideAccessRequest } = await import('../directory/access.ts');
+    const req = await requestAccess({ ...sys, principal: { ...sys.principal, clientId: file.client_id, department: DEMO_DEPARTMENTS[3].code, roles: ['consumer'] } }, { resourceCode: DEMO_RESOURCES.population, fields: ['name'], itemCodes: [ITEM], purpose: '侦查协查' });
+    await decideAccessRequest(sys, req.id, { approve: true, reason: '依法协查' });
+    const investigator = await hub.token(file);
+    const r = await hub.graphql(NAME, investigator, { id: BOB, p: { ...purpose, caseId: 'ZC-2026-7', withholdBasis: basis } });
+    expect(r.body.data!.person).toEqual({ name: '李强' });
+    const id = (r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds![0]!;
+    expect(await entry(id)).toMatchObject({ outcome: 'RETURNED', withhold_basis: basis, case_id: 'ZC-2026-7' });
+    const { issueHolderToken } = await import('../auth/holders.ts');
+    const bob = (await issueHolderToken(hub.services.keys, 'http://hub.test', BOB)).token;
+    const mine = await hub.graphql('{ myAccessLog { edges { node { caseId } } } }', bob);
+    const cases = (mine.body.data!.myAccessLog as { edges: { node: { caseId: string } }[] }).edges.map((e) => e.node.caseId);
+    expect(cases).not.toContain('ZC-2026-7');
+    expect(cases.length).toBeGreaterThan(0);
+  });
+
   it('answers legal persons and credit profiles, repaired and expired entries off the lists', async () => {
     const lp = await hub.graphql(`query($p: PurposeInput!) { legalPerson(uscc: "${COMPANY}", purpose: $p) { name status registeredCapital legalRepresentative { name idNumber } } }`, consumer, { p: purpose });
     expect(lp.body.data!.legalPerson).toEqual({ name: '福州示例科技有限公司', status: 'EXISTING', registeredCapital: 500, legalRepresentative: { name: '王丽', idNumber: '110105********002X' } });

@@ -283,7 +283,7 @@ export async function seedDemoDirectory(
 
   const asConsumer: HubContext = {
     ...admin,
-    principal: { kind: 'client', clientId: consumer.clientId, name: consumer.name, department: consumer.department, roles: ['consumer'], tokenId: '', expiresAt: 0 },
+    principal: { kind: 'client', clientId: consumer.clientId, name: consumer.name, department: consumer.department, roles: ['consumer'], permissions: [], tokenId: '', expiresAt: 0 },
   };
   const allItems = serviceItemInputs(d).map((i) => i.code);
   const wanted = [

@@ -22,7 +22,7 @@ export interface TestHub {
   /** Where the HTTP server listens (the issuer stays TEST_ISSUER). */
   url: string;
   /** Registers a client with a fresh key and returns its client file. */
-  newClient(roles: string[], options?: { alg?: ClientKeyAlg; department?: string; name?: string }): Promise<ClientFile>;
+  newClient(roles: string[], options?: { alg?: ClientKeyAlg; department?: string; name?: string; permissions?: string[] }): Promise<ClientFile>;
   /** POST /oauth/token with these form parameters. */
   tokenRequest(params: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   /** A client assertion for the file, then a token. */
@@ -60,7 +60,7 @@ export async function startTestHub(database: Database, options: BuildAppOptions 
     url,
     async newClient(roles, o = {}) {
       const { privateJwk, publicJwk } = await generateClientKey(o.alg ?? 'ES256');
-      const c = await createClient(database.db, { name: o.name ?? 'test client', department: o.department ?? DEPT, roles, jwk: publicJwk });
+      const c = await createClient(database.db, { name: o.name ?? 'test client', department: o.department ?? DEPT, roles, jwk: publicJwk, permissions: o.permissions ?? [] });
       return { client_id: c.clientId, jwk: privateJwk };
     },
     tokenRequest,

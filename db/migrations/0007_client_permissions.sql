@@ -1,0 +1,2 @@
+ALTER TABLE "clients" ADD COLUMN "permissions" text[] DEFAULT '{}'::text[] NOT NULL;--> statement-breakpoint
+ALTER TABLE "clients" ADD CONSTRAINT "clients_permissions_ck" CHECK ("clients"."permissions" <@ array['withhold']::text[]);
