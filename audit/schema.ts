@@ -34,7 +34,8 @@ export const auditEntries = pgTable(
   (t) => [
     index('audit_entries_subject_idx').on(t.subject, t.seq),
     index('audit_entries_client_idx').on(t.clientId, t.seq),
-    index('audit_entries_at_idx').on(t.at),
+    // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
+    index('audit_entries_at_brin').using('brin', t.at),
   ],
 );
 

@@ -126,9 +126,11 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
       )
     : await rows(
         db,
+        // updated_at is set in the statement that appends the version to the history, so it is that version's
+        // recorded_at (one transaction, one now()): no join needed
         sql`select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
-                   b.retrieved_at as "retrievedAt", h.recorded_at as "recordedAt"
-            from base_records b join base_record_history h on h.kind = b.kind and h.key = b.key and h.version = b.version
+                   b.retrieved_at as "retrievedAt", b.updated_at as "recordedAt"
+            from base_records b
             where b.kind = ${kind} and b.${column} = any(${sql.param(list)}::text[])`,
       );
   return found.map(toView);
