@@ -19,13 +19,9 @@ export interface UpsertCounts {
 }
 
 /**
- * SHA-256 of the record's canonical JSON. Records are built by the mapping in a fixed key order, and nested objects
- * are sorted here too, so the same content always hashes the same.
+ * The record's canonical JSON: records are built by the mapping in a fixed key order, and nested objects are sorted
+ * here too, so the same content always gives the same text, and the same SHA-256 (its content hash).
  */
-export function contentHash(data: Record<string, unknown>): string {
-  return crypto.createHash('sha256').update(canonicalJson(data)).digest('hex');
-}
-
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
