@@ -77,7 +77,9 @@ function printWelcome(issuer: string, port: number, clientFile: string): void {
     curl -s ${url}/graphql -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
       -d '{"query":"{ viewer { clientId name department roles } }"}'
 
-  GraphiQL: ${url}/graphql    OAuth metadata: ${url}/.well-known/oauth-authorization-server
+  The demo's department simulators are being pulled now (about a minute); then, with the same token:
+    {"query":"{ person(idNumber: \\"350203195207237981\\", purpose: { itemCode: \\"350100-DJ-0001\\", caseId: \\"FZ-1\\" }) { name maritalStatus } }"}
+  More in README.md. GraphiQL: ${url}/graphql    OAuth metadata: ${url}/.well-known/oauth-authorization-server
 
 `);
 }
