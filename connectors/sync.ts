@@ -115,6 +115,11 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   }
 
   let failures = state?.consecutiveFailures ?? 0;
+  // The source ids in open quarantine (about 1% of a source): only these can be resolved by a good record, so a
+  // batch does not probe the quarantine for each of its records.
+  const openQuarantine = new Set(
+    (await db.select({ sourceId: quarantine.sourceId }).from(quarantine).where(and(eq(quarantine.connectorId, id), isNull(quarantine.resolvedAt)))).map((q) => q.sourceId),
+  );
   const adapter = adapterFor(connector, options.env);
   const mapping = connector.mapping as Mapping;
   try {
@@ -188,11 +193,12 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
               },
             });
         }
-        if (good.length) {
+        const fixed = good.filter((g) => openQuarantine.has(g.sourceId)).map((g) => g.sourceId);
+        if (fixed.length) {
           await tx
             .update(quarantine)
             .set({ resolvedAt: sql`now()` })
-            .where(and(eq(quarantine.connectorId, id), isNull(quarantine.resolvedAt), inArray(quarantine.sourceId, good.map((g) => g.sourceId))));
+            .where(and(eq(quarantine.connectorId, id), isNull(quarantine.resolvedAt), inArray(quarantine.sourceId, fixed)));
         }
         await tx.update(connectorState).set({ cursor: nextCursor, consecutiveFailures: 0, circuit: 'CLOSED', circuitOpenedAt: null, updatedAt: sql`now()` }).where(eq(connectorState.connectorId, id));
         const q: Record<string, number> = { ...progress.quarantined };
@@ -213,6 +219,8 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
         return { ...c, q };
       });
       cursor = nextCursor;
+      for (const g of good) openQuarantine.delete(g.sourceId);
+      for (const b of bad) openQuarantine.add(b.sourceId);
       progress.fetched += page.records.length;
       progress.inserted += counts.inserted;
       progress.updated += counts.updated;
