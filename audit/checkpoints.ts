@@ -1,5 +1,5 @@
 import type crypto from 'node:crypto';
-import { and, asc, desc, gt, lte } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lte } from 'drizzle-orm';
 import { compactVerify, SignJWT } from 'jose';
 import type { KeyRing } from '../auth/keys.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
@@ -20,14 +20,7 @@ export async function createCheckpoint(db: Db, keys: KeyRing, issuer: string): P
     let size = last?.treeSize ?? 0;
     let range: Buffer[] = (last?.frontier ?? []).map((h) => Buffer.from(h, 'hex'));
     let lastHash = last?.lastHash ?? GENESIS_HASH;
-    for (;;) {
-      const chunk = await tx
-        .select({ seq: auditEntries.seq, hash: auditEntries.hash })
-        .from(auditEntries)
-        .where(gt(auditEntries.seq, size))
-        .orderBy(asc(auditEntries.seq))
-        .limit(50_000);
-      if (chunk.length === 0) break;
+    for await (const chunk of hashChunks(tx, size)) {
       range = extendRange(range, size, chunk.map((c) => leafHash(c.hash)));
       size = chunk.at(-1)!.seq;
       lastHash = chunk.at(-1)!.hash;
@@ -53,19 +46,24 @@ export async function listCheckpoints(db: Db, limit = 100): Promise<Checkpoint[]
   return db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(limit);
 }
 
-async function leavesUpTo(db: Db, n: number): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for (let after = 0; after < n; ) {
+/** The entries' (seq, hash) after `after` (up to `upTo`), in seq order, a chunk at a time. */
+async function* hashChunks(db: Db, after: number, upTo?: number): AsyncGenerator<{ seq: number; hash: string }[]> {
+  for (let from = after; ; ) {
     const chunk = await db
       .select({ seq: auditEntries.seq, hash: auditEntries.hash })
       .from(auditEntries)
-      .where(and(gt(auditEntries.seq, after), lte(auditEntries.seq, n)))
+      .where(upTo === undefined ? gt(auditEntries.seq, from) : and(gt(auditEntries.seq, from), lte(auditEntries.seq, upTo)))
       .orderBy(asc(auditEntries.seq))
       .limit(50_000);
-    if (chunk.length === 0) break;
-    for (const c of chunk) out.push(leafHash(c.hash));
-    after = chunk.at(-1)!.seq;
+    if (chunk.length === 0) return;
+    yield chunk;
+    from = chunk.at(-1)!.seq;
   }
+}
+
+async function leavesUpTo(db: Db, n: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const chunk of hashChunks(db, 0, n)) for (const c of chunk) out.push(leafHash(c.hash));
   return out;
 }
 
@@ -74,8 +72,7 @@ export async function proveInclusion(db: Db, seq: number, treeSize: number): Pro
   if (!(seq >= 1 && seq <= treeSize)) throw new RangeError('the entry is not in a tree of that size');
   const leaves = await leavesUpTo(db, treeSize);
   if (leaves.length !== treeSize) throw new RangeError(`the log holds ${leaves.length} entries, fewer than ${treeSize}`);
-  const [entry] = await db.select({ hash: auditEntries.hash }).from(auditEntries).where(and(gt(auditEntries.seq, seq - 1), lte(auditEntries.seq, seq)));
-  return { leafIndex: seq - 1, treeSize, entryHash: entry!.hash, path: inclusionProof(leaves, seq - 1).map((b) => b.toString('hex')) };
+  return { leafIndex: seq - 1, treeSize, entryHash: (await db.select({ hash: auditEntries.hash }).from(auditEntries).where(eq(auditEntries.seq, seq)))[0]!.hash, path: inclusionProof(leaves, seq - 1).map((b) => b.toString('hex')) };
 }
 
 /** The proof that the tree of size `to` extends the tree of size `from` (RFC 6962 consistency proof). */

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -210,7 +210,7 @@ export async function listAccessRequests(ctx: HubContext, filter: RequestFilter,
     const mine: SQL[] = [];
     if (p.roles.includes('consumer')) mine.push(eq(accessRequests.clientId, p.clientId));
     if (p.roles.includes('provider')) mine.push(eq(accessRequests.providerCode, p.department));
-    conditions.push(mine.length === 1 ? mine[0]! : sql`(${mine[0]} or ${mine[1]})`);
+    conditions.push(or(...mine)!);
   }
   if (filter.status) conditions.push(eq(accessRequests.status, filter.status as AccessRequest['status']));
   if (filter.resourceCode) conditions.push(eq(accessRequests.resourceCode, filter.resourceCode));

@@ -131,10 +131,14 @@ export function validateResourceInput(input: ResourceInput): Omit<Resource, 'ver
   };
 }
 
-/** Order of checks (API-CONTRACT.md): INVALID_USCC, FORBIDDEN (role, department), BAD_USER_INPUT, CONFLICT. */
-async function authoriseProvider(ctx: HubContext, providerCode: string): Promise<void> {
+function checkProviderCode(providerCode: string): void {
   const problem = usccProblem(providerCode ?? '');
   if (problem) throw new HubError('INVALID_USCC', `providerCode ${providerCode} is not a valid 统一社会信用代码 (${problem})`, { field: 'providerCode' });
+}
+
+/** Order of checks (API-CONTRACT.md): INVALID_USCC, FORBIDDEN (role, department), BAD_USER_INPUT, CONFLICT. */
+async function authoriseProvider(ctx: HubContext, providerCode: string): Promise<void> {
+  checkProviderCode(providerCode);
   requireRole(ctx, 'provider', 'admin');
   requireOwnDepartment(ctx, providerCode, `a resource of provider ${providerCode}`);
   const [dept] = await ctx.db.select({ code: departments.code }).from(departments).where(eq(departments.code, providerCode));
@@ -184,8 +188,7 @@ async function loadOwned(ctx: HubContext, code: string): Promise<Resource> {
  * version stays readable. A retired resource cannot change.
  */
 export async function updateResource(ctx: HubContext, code: string, input: ResourceInput): Promise<Resource> {
-  const problem = usccProblem(input.providerCode ?? '');
-  if (problem) throw new HubError('INVALID_USCC', `providerCode ${input.providerCode} is not a valid 统一社会信用代码 (${problem})`, { field: 'providerCode' });
+  checkProviderCode(input.providerCode);
   const current = await loadOwned(ctx, code);
   if (input.providerCode !== current.providerCode) await authoriseProvider(ctx, input.providerCode);
   if (input.code !== code) throw badInput('code', `the input's code ${input.code} differs from ${code}; a resource keeps its code`);

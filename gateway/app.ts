@@ -43,6 +43,11 @@ function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : crypto.randomUUID();
 }
 
+/** The token of an `Authorization: Bearer …` header, or null. */
+function bearerToken(header: string | undefined): string | null {
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
@@ -113,9 +118,9 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   app.get('/audit/export', async (req, res) => {
     let principal;
     try {
-      const header = req.headers.authorization;
-      if (!header?.startsWith('Bearer ')) throw new HubError('UNAUTHENTICATED', 'an Authorization: Bearer access token is required');
-      principal = await oauth.verifyAccessToken(header.slice(7).trim());
+      const token = bearerToken(req.headers.authorization);
+      if (!token) throw new HubError('UNAUTHENTICATED', 'an Authorization: Bearer access token is required');
+      principal = await oauth.verifyAccessToken(token);
     } catch (error) {
       res.status(401).json({ error: 'UNAUTHENTICATED', message: error instanceof HubError ? error.message : 'the token could not be checked' });
       return;
@@ -193,12 +198,12 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
       return;
     }
-    const header = req.headers.authorization;
-    if (!header || !header.startsWith('Bearer ')) {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
       unauthenticated(res, 'an Authorization: Bearer access token is required');
       return;
     }
-    oauth.verifyAccessToken(header.slice(7).trim()).then(
+    oauth.verifyAccessToken(token).then(
       (principal) => {
         (req as IncomingMessage & { clientId?: string }).clientId = principal.kind === 'client' ? principal.clientId : 'holder';
         void yoga.handle(req, res, { principal, requestId, log });
