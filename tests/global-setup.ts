@@ -4,7 +4,7 @@ import { openDatabase } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { Redis } from 'ioredis';
 
-export const TEMPLATE_DB = 'hub_test_template';
+import { TEMPLATE_DB } from './helpers/template.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -4,7 +4,7 @@ import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../db/index.ts';
 import { migrateDatabase } from '../../db/migrate.ts';
 
-export const TEMPLATE_DB = 'hub_test_template';
+import { TEMPLATE_DB } from './template.ts';
 
 export const pgAvailable = (): boolean => inject('pgAdminUrl') !== '';
 export const redisUrl = (): string => inject('redisUrl');
