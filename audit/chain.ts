@@ -66,37 +66,79 @@ function split(n: number): number {
   return k;
 }
 
-/** MTH(D[lo:hi]) over leaf hashes. */
-export function merkleRoot(leaves: readonly Buffer[], lo = 0, hi = leaves.length): Buffer {
+/**
+ * The leaves of a tree, some of which may be archived: `leaves[i]` is leaf i, or undefined once archived, and
+ * `known(lo, hi)` gives the hash of an archived subtree (the pieces of the compact range kept at the archive's
+ * boundary). Every function below asks `known` first, so proofs about entries after the boundary still work.
+ */
+export interface TreeLeaves {
+  leaves: readonly (Buffer | undefined)[];
+  known?: (lo: number, hi: number) => Buffer | undefined;
+}
+
+function leavesOf(t: TreeLeaves | readonly Buffer[]): TreeLeaves {
+  return Array.isArray(t) ? { leaves: t } : (t as TreeLeaves);
+}
+
+function subtree(t: TreeLeaves, lo: number, hi: number): Buffer {
   const n = hi - lo;
   if (n === 0) return crypto.createHash('sha256').digest();
-  if (n === 1) return leaves[lo]!;
+  const known = t.known?.(lo, hi);
+  if (known) return known;
+  if (n === 1) {
+    const leaf = t.leaves[lo];
+    if (!leaf) throw new RangeError(`leaf ${lo} is archived: prove it from its archive`);
+    return leaf;
+  }
   const k = split(n);
-  return nodeHash(merkleRoot(leaves, lo, lo + k), merkleRoot(leaves, lo + k, hi));
+  return nodeHash(subtree(t, lo, lo + k), subtree(t, lo + k, hi));
+}
+
+/** MTH(D[lo:hi]) over leaf hashes. */
+export function merkleRoot(tree: TreeLeaves | readonly Buffer[], lo = 0, hi = leavesOf(tree).leaves.length): Buffer {
+  return subtree(leavesOf(tree), lo, hi);
 }
 
 /** PATH(m, D[0:n]): the audit path of leaf m (0-based) in the tree of the first n leaves. */
-export function inclusionProof(leaves: readonly Buffer[], m: number, lo = 0, hi = leaves.length): Buffer[] {
-  const n = hi - lo;
-  if (n <= 1) return [];
-  const k = split(n);
-  return m < k
-    ? [...inclusionProof(leaves, m, lo, lo + k), merkleRoot(leaves, lo + k, hi)]
-    : [...inclusionProof(leaves, m - k, lo + k, hi), merkleRoot(leaves, lo, lo + k)];
+export function inclusionProof(tree: TreeLeaves | readonly Buffer[], m: number, lo = 0, hi = leavesOf(tree).leaves.length): Buffer[] {
+  const t = leavesOf(tree);
+  const path = (m: number, lo: number, hi: number): Buffer[] => {
+    const n = hi - lo;
+    if (n <= 1) return [];
+    const k = split(n);
+    return m < k ? [...path(m, lo, lo + k), subtree(t, lo + k, hi)] : [...path(m - k, lo + k, hi), subtree(t, lo, lo + k)];
+  };
+  return path(m, lo, hi);
 }
 
 /** PROOF(m, D[0:n]) (RFC 6962 §2.1.2): shows the tree of n leaves extends the tree of its first m. */
-export function consistencyProof(leaves: readonly Buffer[], m: number, n = leaves.length): Buffer[] {
+export function consistencyProof(tree: TreeLeaves | readonly Buffer[], m: number, n = leavesOf(tree).leaves.length): Buffer[] {
+  const t = leavesOf(tree);
   const subproof = (m: number, lo: number, hi: number, complete: boolean): Buffer[] => {
     const n = hi - lo;
-    if (m === n) return complete ? [] : [merkleRoot(leaves, lo, hi)];
+    if (m === n) return complete ? [] : [subtree(t, lo, hi)];
     const k = split(n);
     return m <= k
-      ? [...subproof(m, lo, lo + k, complete), merkleRoot(leaves, lo + k, hi)]
-      : [...subproof(m - k, lo + k, hi, false), merkleRoot(leaves, lo, lo + k)];
+      ? [...subproof(m, lo, lo + k, complete), subtree(t, lo + k, hi)]
+      : [...subproof(m - k, lo + k, hi, false), subtree(t, lo, lo + k)];
   };
   if (m <= 0 || m > n) throw new RangeError(`consistency proof needs 0 < m ≤ n (m=${m}, n=${n})`);
   return subproof(m, 0, n, true);
+}
+
+/** The subtrees a compact range of `size` leaves stands for, left to right: [lo, hi) for each of its hashes. */
+export function rangePieces(size: number, range: readonly Buffer[]): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let lo = 0;
+  let i = 0;
+  for (let bit = 2 ** Math.floor(Math.log2(Math.max(size, 1))); bit >= 1; bit /= 2) {
+    if (Math.floor(size / bit) % 2 === 1) {
+      out.set(`${lo}:${lo + bit}`, range[i++]!);
+      lo += bit;
+    }
+  }
+  if (i !== range.length) throw new RangeError(`a compact range of ${size} leaves has ${i} hashes, not ${range.length}`);
+  return out;
 }
 
 /**

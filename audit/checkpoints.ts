@@ -1,10 +1,11 @@
 import type crypto from 'node:crypto';
-import { and, asc, desc, eq, gt, lte } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNotNull, lte } from 'drizzle-orm';
 import { compactVerify, SignJWT } from 'jose';
 import type { KeyRing } from '../auth/keys.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
-import { extendRange, inclusionProof, consistencyProof, leafHash, rootOfRange, GENESIS_HASH, chainHash, type ChainedEntry } from './chain.ts';
-import { auditCheckpoints, auditEntries } from './schema.ts';
+import { HubError } from '../core/errors.ts';
+import { extendRange, inclusionProof, consistencyProof, leafHash, rangePieces, rootOfRange, GENESIS_HASH, chainHash, type ChainedEntry, type TreeLeaves } from './chain.ts';
+import { auditArchives, auditCheckpoints, auditEntries } from './schema.ts';
 
 export type Checkpoint = typeof auditCheckpoints.$inferSelect;
 export const CHECKPOINT_TYP = 'audit-checkpoint+jwt';
@@ -61,30 +62,65 @@ async function* hashChunks(db: Db, after: number, upTo?: number): AsyncGenerator
   }
 }
 
-async function leavesUpTo(db: Db, n: number): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for await (const chunk of hashChunks(db, 0, n)) for (const c of chunk) out.push(leafHash(c.hash));
-  return out;
+/** The archives detached from the log, oldest first: the attached log begins after the last of them. */
+async function detachedArchives(db: Db) {
+  return db.select().from(auditArchives).where(isNotNull(auditArchives.detachedAt)).orderBy(asc(auditArchives.lastSeq));
+}
+
+/**
+ * The tree's leaves up to n: those still attached, and for the archived prefix the subtree hashes of the compact
+ * range kept at the boundary, so proofs about entries after it need no archive.
+ */
+async function leavesUpTo(db: Db, n: number): Promise<TreeLeaves & { boundary: number }> {
+  const base = (await detachedArchives(db)).at(-1);
+  const boundary = base?.lastSeq ?? 0;
+  const leaves: (Buffer | undefined)[] = new Array<Buffer | undefined>(n);
+  let count = 0;
+  for await (const chunk of hashChunks(db, boundary, n)) {
+    for (const c of chunk) leaves[c.seq - 1] = leafHash(c.hash);
+    count += chunk.length;
+  }
+  if (boundary + count !== n) throw new RangeError(`the log holds ${boundary + count} entries, fewer than ${n}`);
+  const pieces = base ? rangePieces(boundary, base.frontier.map((h) => Buffer.from(h, 'hex'))) : new Map<string, Buffer>();
+  return { leaves, known: (lo, hi) => (hi <= boundary ? pieces.get(`${lo}:${hi}`) : undefined), boundary };
+}
+
+function archived(error: unknown): never {
+  if (error instanceof RangeError && /archived/.test(error.message)) {
+    throw new HubError('CONFLICT', `${error.message}: the proof needs entries of an archived month (prove it with the archive file)`);
+  }
+  throw error;
 }
 
 /** The audit path of entry `seq` in the tree of a checkpoint's size (RFC 6962 inclusion proof). */
 export async function proveInclusion(db: Db, seq: number, treeSize: number): Promise<{ leafIndex: number; treeSize: number; entryHash: string; path: string[] }> {
   if (!(seq >= 1 && seq <= treeSize)) throw new RangeError('the entry is not in a tree of that size');
-  const leaves = await leavesUpTo(db, treeSize);
-  if (leaves.length !== treeSize) throw new RangeError(`the log holds ${leaves.length} entries, fewer than ${treeSize}`);
-  return { leafIndex: seq - 1, treeSize, entryHash: (await db.select({ hash: auditEntries.hash }).from(auditEntries).where(eq(auditEntries.seq, seq)))[0]!.hash, path: inclusionProof(leaves, seq - 1).map((b) => b.toString('hex')) };
+  const tree = await leavesUpTo(db, treeSize);
+  if (seq <= tree.boundary) throw new HubError('CONFLICT', `entry ${seq} is archived: prove it with its month's archive file`);
+  try {
+    const path = inclusionProof(tree, seq - 1).map((b) => b.toString('hex'));
+    return { leafIndex: seq - 1, treeSize, entryHash: (await db.select({ hash: auditEntries.hash }).from(auditEntries).where(eq(auditEntries.seq, seq)))[0]!.hash, path };
+  } catch (error) {
+    return archived(error);
+  }
 }
 
 /** The proof that the tree of size `to` extends the tree of size `from` (RFC 6962 consistency proof). */
 export async function proveConsistency(db: Db, from: number, to: number): Promise<string[]> {
-  const leaves = await leavesUpTo(db, to);
-  if (leaves.length !== to) throw new RangeError(`the log holds ${leaves.length} entries, fewer than ${to}`);
-  return consistencyProof(leaves, from, to).map((b) => b.toString('hex'));
+  const tree = await leavesUpTo(db, to);
+  try {
+    return consistencyProof(tree, from, to).map((b) => b.toString('hex'));
+  } catch (error) {
+    return archived(error);
+  }
 }
+
+/** The number of hashes in the compact range of a tree of n leaves. */
+const popcount = (n: number): number => n.toString(2).replaceAll('0', '').length;
 
 export interface VerifyProblem {
   seq: number;
-  kind: 'GAP' | 'PREV_HASH' | 'HASH' | 'CHECKPOINT_ROOT' | 'CHECKPOINT_SIGNATURE' | 'CHECKPOINT_BEYOND_LOG';
+  kind: 'GAP' | 'PREV_HASH' | 'HASH' | 'CHECKPOINT_ROOT' | 'CHECKPOINT_SIGNATURE' | 'CHECKPOINT_BEYOND_LOG' | 'ARCHIVE_LINK';
   message: string;
 }
 
@@ -103,32 +139,52 @@ export interface VerifyReport {
 export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<crypto.KeyObject | undefined>): Promise<VerifyReport> {
   const started = Date.now();
   const checkpoints = (await db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.treeSize))).map((c) => c);
+  // Archived months: each archive must begin where the one before it ended; the attached log begins after the last.
+  const archives = await detachedArchives(db);
   let next = 0;
   let prev = GENESIS_HASH;
   let expected = 1;
   let range: Buffer[] = [];
   const fail = (problem: VerifyProblem): VerifyReport => ({ ok: false, entries: expected - 1, checkpoints: next, problem, seconds: (Date.now() - started) / 1000 });
+  for (const a of archives) {
+    if (a.firstSeq !== expected || a.prevHash !== prev) return fail({ seq: a.firstSeq, kind: 'ARCHIVE_LINK', message: `the archive of ${a.partition} does not begin where the log before it ends (entry ${expected - 1})` });
+    if (a.frontier.length !== popcount(a.lastSeq)) return fail({ seq: a.lastSeq, kind: 'ARCHIVE_LINK', message: `the archive of ${a.partition} keeps a malformed tree range` });
+    prev = a.lastHash;
+    expected = a.lastSeq + 1;
+    range = a.frontier.map((h) => Buffer.from(h, 'hex'));
+  }
+  const signatureOk = async (c: Checkpoint): Promise<VerifyProblem | null> => {
+    const key = await keyFor(c.kid);
+    try {
+      if (!key) throw new Error('unknown key');
+      const { payload } = await compactVerify(c.signature, key);
+      const claims = JSON.parse(Buffer.from(payload).toString()) as { tree_size: number; root_hash: string; last_hash: string };
+      if (claims.tree_size !== c.treeSize || claims.root_hash !== c.rootHash || claims.last_hash !== c.lastHash) throw new Error('claims differ');
+      return null;
+    } catch (error) {
+      return { seq: c.treeSize, kind: 'CHECKPOINT_SIGNATURE', message: `checkpoint at tree size ${c.treeSize}: signature does not verify (${(error as Error).message})` };
+    }
+  };
+  // checkpoints inside archived months: their roots are recomputed from the archive files (hub audit verify --archive)
+  while (next < checkpoints.length && checkpoints[next]!.treeSize < expected - 1) {
+    const bad = await signatureOk(checkpoints[next]!);
+    if (bad) return fail(bad);
+    next++;
+  }
   const checkAt = async (size: number): Promise<VerifyProblem | null> => {
     while (next < checkpoints.length && checkpoints[next]!.treeSize === size) {
       const c = checkpoints[next]!;
       const root = rootOfRange(range).toString('hex');
       if (root !== c.rootHash || c.lastHash !== prev) return { seq: size, kind: 'CHECKPOINT_ROOT', message: `checkpoint at tree size ${size} does not match the entries up to ${size}` };
-      const key = await keyFor(c.kid);
-      try {
-        if (!key) throw new Error('unknown key');
-        const { payload } = await compactVerify(c.signature, key);
-        const claims = JSON.parse(Buffer.from(payload).toString()) as { tree_size: number; root_hash: string; last_hash: string };
-        if (claims.tree_size !== size || claims.root_hash !== c.rootHash || claims.last_hash !== c.lastHash) throw new Error('claims differ');
-      } catch (error) {
-        return { seq: size, kind: 'CHECKPOINT_SIGNATURE', message: `checkpoint at tree size ${size}: signature does not verify (${(error as Error).message})` };
-      }
+      const bad = await signatureOk(c);
+      if (bad) return bad;
       next++;
     }
     return null;
   };
-  const first = await checkAt(0);
+  const first = await checkAt(expected - 1);
   if (first) return fail(first);
-  for (let after = 0; ; ) {
+  for (let after = expected - 1; ; ) {
     const chunk = await db.select().from(auditEntries).where(gt(auditEntries.seq, after)).orderBy(asc(auditEntries.seq)).limit(10_000);
     if (chunk.length === 0) break;
     for (const row of chunk) {

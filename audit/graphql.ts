@@ -1,6 +1,7 @@
 import { and, desc, eq, gte, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { requireHolder, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
+import { listAuditMonths } from './archive.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
 import { auditFindings, entryConditions } from './findings.ts';
 import { auditCheckpoints, auditEntries } from './schema.ts';
@@ -52,6 +53,10 @@ export const typeDefs = /* GraphQL */ `
   type AuditFinding { kind: FindingKind! clientId: String day: String count: Int! median: Float sample: [ID!]! }
   type InclusionProof { leafIndex: Int! treeSize: Int! entryHash: String! "sibling hashes, leaf to root (hex)" path: [String!]! }
   type AuditCheckpoint { treeSize: Int! rootHash: String! lastHash: String! signature: String! kid: String! createdAt: String! }
+  "归档: a month of the log written to an archive file (the first line links to the previous archive)"
+  type AuditArchive { firstSeq: Int! lastSeq: Int! entries: Int! prevHash: String! lastHash: String! sha256: String! location: String! createdAt: String! detachedAt: String }
+  "A monthly partition of the log (Asia/Shanghai): attached, or detached after its archive"
+  type AuditMonth { month: String! partition: String! attached: Boolean! archive: AuditArchive }
 
   extend type Query {
     "auditors: every entry; providers: the reads of their department's resources"
@@ -63,6 +68,8 @@ export const typeDefs = /* GraphQL */ `
     auditConsistencyProof(from: Int!, to: Int!): [String!]!
     "审计发现 in a period (auditors): reads without a case id, refused reads, daily volume spikes, reads outside office hours"
     auditFindings(from: String!, to: String!): [AuditFinding!]!
+    "the log's monthly partitions and their archives (auditors)"
+    auditMonths: [AuditMonth!]!
     "a holder's own view (like Estonia's Data Tracker): who read my data, when, for which item and case"
     myAccessLog(first: Int, after: String): AccessLogConnection!
   }
@@ -138,6 +145,10 @@ export const resolvers = {
       const rows = await ctx.db.select().from(auditEntries).where(and(...conditions)).orderBy(desc(auditEntries.seq)).limit(first + 1);
       return page(rows, first);
     },
+    auditMonths: (_: unknown, _a: unknown, ctx: Ctx) => {
+      requireRole(ctx, 'auditor');
+      return listAuditMonths(ctx.db);
+    },
     auditCheckpoints: (_: unknown, a: { first?: number }, ctx: Ctx) =>
       ctx.db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(Math.min(a.first ?? 20, 200)),
     auditInclusionProof: async (_: unknown, a: { id: string; treeSize: number }, ctx: Ctx) => {
@@ -159,4 +170,8 @@ export const resolvers = {
     at: (e: Entry) => e.at.toISOString(),
   },
   AuditCheckpoint: { createdAt: (c: { createdAt: Date }) => c.createdAt.toISOString() },
+  AuditArchive: {
+    createdAt: (a: { createdAt: Date }) => a.createdAt.toISOString(),
+    detachedAt: (a: { detachedAt: Date | null }) => a.detachedAt?.toISOString() ?? null,
+  },
 };

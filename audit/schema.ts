@@ -1,15 +1,19 @@
-import { bigint, index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core';
 import { at } from '../db/columns.ts';
 
 /**
  * 审计日志: one row per access or administrative act, append-only. The hub's role may only INSERT and SELECT here
  * (see the role migration); `seq` orders the log, `hash` chains each entry to the one before it (SHA-256 of the
  * previous hash and the entry's canonical form), and checkpoints sign Merkle tree heads over the hashes.
+ *
+ * Partitioned by month of `at` (Asia/Shanghai) on both drivers (migration 0009): the primary key must hold the
+ * partition key, so `seq` alone is not unique here; `audit_batches` arbitrates the chain instead. The writer keeps
+ * `at` non-decreasing along `seq`, so each month's partition holds one contiguous run of the chain.
  */
 export const auditEntries = pgTable(
   'audit_entries',
   {
-    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
     at: at('at').notNull(),
     clientId: text('client_id'),
     department: text('department'),
@@ -32,6 +36,7 @@ export const auditEntries = pgTable(
     hash: text('hash').notNull(),
   },
   (t) => [
+    primaryKey({ name: 'audit_entries_pkey', columns: [t.seq, t.at] }),
     index('audit_entries_subject_idx').on(t.subject, t.seq),
     index('audit_entries_client_idx').on(t.clientId, t.seq),
     // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
@@ -51,4 +56,40 @@ export const auditCheckpoints = pgTable('audit_checkpoints', {
   signature: text('signature').notNull(),
   kid: text('kid').notNull(),
   createdAt: at('created_at').notNull(),
+});
+
+/**
+ * One row per appended batch, claiming the entry it chains onto (`prev_seq`, 0 for the first). Two writers that
+ * chained onto the same head collide here, in the same statement as their entries, and the loser chains again:
+ * one chain across every process, whatever the partitions.
+ */
+export const auditBatches = pgTable('audit_batches', {
+  prevSeq: bigint('prev_seq', { mode: 'number' }).primaryKey(),
+  lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+  at: at('at').notNull(),
+});
+
+/**
+ * 归档: a month of the log written out as a JSONL file whose first line links to the previous archive. A partition
+ * is detached only once its archive is recorded here and a signed checkpoint covers its last entry; `frontier`
+ * (the tree's compact range after `lastSeq`) and `lastHash` let the chain and the tree be recomputed from there on.
+ */
+export const auditArchives = pgTable('audit_archives', {
+  partition: text('partition').primaryKey(),
+  /** first instant of the month (Asia/Shanghai), inclusive, and of the next month, exclusive */
+  fromAt: at('from_at').notNull(),
+  toAt: at('to_at').notNull(),
+  firstSeq: bigint('first_seq', { mode: 'number' }).notNull(),
+  lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+  entries: integer('entries').notNull(),
+  /** the hash of the entry before the first (the previous archive's last hash, or the genesis hash) */
+  prevHash: text('prev_hash').notNull(),
+  lastHash: text('last_hash').notNull(),
+  frontier: jsonb('frontier').$type<string[]>().notNull(),
+  /** SHA-256 of the archive file as written */
+  sha256: text('sha256').notNull(),
+  /** where the file was written (informational: archives move to cold storage) */
+  location: text('location').notNull(),
+  createdAt: at('created_at').notNull(),
+  detachedAt: at('detached_at'),
 });

@@ -1,7 +1,8 @@
 import { desc, sql } from 'drizzle-orm';
-import { isUniqueViolation } from '../core/errors.ts';
+import { isUniqueViolation, sqlState } from '../core/errors.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
 import { chainHash, GENESIS_HASH, type ChainedEntry } from './chain.ts';
+import { ensurePartitions } from './months.ts';
 import { auditEntries } from './schema.ts';
 
 /** What a caller records; the writer adds the sequence number, the time and the chain. */
@@ -27,18 +28,23 @@ const AUDIT_LOCK = 'hub:audit';
 interface Head {
   seq: number;
   hash: string;
+  /** epoch ms of the head's time */
+  at: number;
 }
 
 async function readHead(db: Db): Promise<Head> {
-  const [head] = await db.select({ seq: auditEntries.seq, hash: auditEntries.hash }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1);
-  return head ?? { seq: 0, hash: GENESIS_HASH };
+  const [head] = await db.select({ seq: auditEntries.seq, hash: auditEntries.hash, at: auditEntries.at }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1);
+  return head ? { seq: head.seq, hash: head.hash, at: head.at.getTime() } : { seq: 0, hash: GENESIS_HASH, at: 0 };
 }
 
-/** Numbers and chains records after a head; every entry of a batch has the same time. */
+/**
+ * Numbers and chains records after a head; every entry of a batch has the same time, never earlier than the head's
+ * (processes' clocks differ a little), so each month's partition holds one contiguous run of the chain.
+ */
 function chain(head: Head, records: readonly AuditRecord[]) {
   let seq = head.seq;
   let prev = head.hash;
-  const at = new Date().toISOString();
+  const at = new Date(Math.max(Date.now(), head.at)).toISOString();
   return records.map((r) => {
     const e: ChainedEntry = {
       seq: ++seq,
@@ -65,10 +71,17 @@ function chain(head: Head, records: readonly AuditRecord[]) {
   });
 }
 
-/** One statement of 18 array parameters whatever the batch size (a query builder's per-value work would dominate). */
+/**
+ * One statement of 18 array parameters whatever the batch size (a query builder's per-value work would dominate).
+ * The same statement claims the head the batch chains onto in `audit_batches`: a writer that chained onto a head
+ * another process has since extended collides there (23505) and chains again.
+ */
 async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void> {
   const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
-  await db.execute(sql`insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
+  const first = rows[0]!;
+  const last = rows.at(-1)!;
+  await db.execute(sql`with claim as (insert into audit_batches (prev_seq, last_seq, at) values (${first.seq - 1}, ${last.seq}, ${first.at}::timestamptz))
+    insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
     select seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
            case when fields is null then null else array(select jsonb_array_elements_text(fields)) end, outcome, reason, withhold_basis, request_id, details, prev_hash, hash
     from unnest(${col((r) => r.seq)}::int8[], ${col((r) => r.at)}::timestamptz[], ${col((r) => r.clientId)}::text[], ${col((r) => r.department)}::text[],
@@ -81,10 +94,16 @@ async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void>
 
 const MAX_ATTEMPTS = 20;
 
+/** 23514 from a partitioned table: no partition holds this time (the monthly job did not run); create it and retry. */
+async function repairedPartition(db: Db, error: unknown, at: string): Promise<boolean> {
+  if (sqlState(error) !== '23514') return false;
+  return (await ensurePartitions(db, new Date(at))).length > 0;
+}
+
 /**
  * Appends records inside the caller's transaction, so an administrative act and its record commit together. The
- * primary key on `seq` keeps one chain across every process: a writer that chained onto a head another process
- * has since extended collides on the next `seq`, and chains again from the new head (in a savepoint here).
+ * batch claim keeps one chain across every process: a writer that chained onto a head another process has since
+ * extended collides on that head's claim, and chains again from the new head (in a savepoint here).
  */
 export async function appendInTransaction(tx: Db, records: readonly AuditRecord[]): Promise<number[]> {
   if (records.length === 0) return [];
@@ -95,7 +114,7 @@ export async function appendInTransaction(tx: Db, records: readonly AuditRecord[
       await tx.transaction((sp) => insertRows(sp, rows));
       return rows.map((r) => r.seq);
     } catch (error) {
-      if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+      if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(tx, error, rows[0]!.at)))) throw error;
     }
   }
 }
@@ -150,18 +169,18 @@ export class AuditWriter {
 
   /**
    * One autocommitted statement per batch (one round trip, durable on return). If another process extended the log
-   * since, the insert collides on `seq`, and the batch is chained again from the new head.
+   * since, the insert collides on the head's claim, and the batch is chained again from the new head.
    */
   private async write(records: AuditRecord[]): Promise<number[]> {
     for (let attempt = 1; ; attempt++) {
       const rows = chain(this.head ?? (await readHead(this.db)), records);
       try {
         await insertRows(this.db, rows);
-        this.head = { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash };
+        this.head = { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash, at: Date.parse(rows[0]!.at) };
         return rows.map((r) => r.seq);
       } catch (error) {
         this.head = null;
-        if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+        if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(this.db, error, rows[0]!.at)))) throw error;
       }
     }
   }

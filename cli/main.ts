@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { fetchAccessToken, generateClientKey, readClientFile, writeClientFile, type ClientKeyAlg } from '../auth/client-file.ts';
 import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, type ClientRecord } from '../auth/clients.ts';
 import { auditPublicKey, KeyRing, listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
+import { archiveMonth, detachMonth, listAuditMonths, verifyArchiveFile } from '../audit/archive.ts';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
 import { issueHolderToken } from '../auth/holders.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
@@ -306,11 +307,53 @@ const audit = program.command('audit').description('the tamper-evident audit log
 audit
   .command('verify')
   .description('recompute the chain and every signed checkpoint; exit 1 naming the first entry that does not match')
-  .action(async () => {
-    const report = await withDb((db) => verifyAuditLog(db, (kid) => auditPublicKey(db, kid)));
+  .option('--archive <files...>', 'also recompute these archive files (oldest first), each linked to the one before and to its record')
+  .action(async (opts: { archive?: string[] }) => {
+    const report = await withDb(async (db) => {
+      const keyFor = (kid: string) => auditPublicKey(db, kid);
+      const log = await verifyAuditLog(db, keyFor);
+      const records = new Map((await listAuditMonths(db)).flatMap((m) => (m.archive ? [[m.partition, m.archive] as const] : [])));
+      const archives = [];
+      let previous: Awaited<ReturnType<typeof verifyArchiveFile>> | null = null;
+      for (const file of opts.archive ?? []) {
+        const r = await verifyArchiveFile(file, keyFor);
+        const record = r.partition ? records.get(r.partition) : undefined;
+        if (r.ok && (!record || record.sha256 !== r.sha256)) r.problem = { seq: null, kind: 'RECORD', message: record ? 'the file differs from the archive the hub recorded (SHA-256)' : 'the hub has no record of this archive' };
+        if (r.ok && !r.problem && previous && previous.lastHash !== r.prevHash) r.problem = { seq: r.firstSeq ?? null, kind: 'ARCHIVE_LINK', message: `${file} does not begin where ${previous.file} ends` };
+        r.ok = !r.problem;
+        archives.push(r);
+        previous = r;
+      }
+      return { ...log, ok: log.ok && archives.every((a) => a.ok), ...(opts.archive ? { archives } : {}) };
+    });
     out(report);
     if (!report.ok) process.exitCode = 1;
   });
+audit
+  .command('months')
+  .description('the monthly partitions of the log: attached, archived, detached')
+  .action(async () => out(await withDb((db) => listAuditMonths(db))));
+audit
+  .command('archive')
+  .description('write a finished month of the log to a JSONL archive linked to the previous one, and record it')
+  .requiredOption('--month <YYYY-MM>', 'the month (Asia/Shanghai)')
+  .requiredOption('--out <file>', 'where to write the archive')
+  .action(async (opts: { month: string; out: string }) => {
+    const a = await withDatabase(async (database) => {
+      const ring = await KeyRing.open(database, await masterKeyFor(database.db));
+      try {
+        return await archiveMonth(database.db, ring, cfg().issuer, opts.month, opts.out, { clientId: 'hub-cli' });
+      } finally {
+        await ring.close();
+      }
+    });
+    out(a);
+  });
+audit
+  .command('detach')
+  .description('detach an archived month from the log (its archive must match it and a checkpoint cover it)')
+  .requiredOption('--month <YYYY-MM>', 'the month (Asia/Shanghai)')
+  .action(async (opts: { month: string }) => out(await withDb((db) => detachMonth(db, opts.month, { clientId: 'hub-cli' }))));
 audit
   .command('checkpoint')
   .description('seal the entries written since the last checkpoint into a signed tree head now')

@@ -39,12 +39,18 @@ export function notFound(what: string): HubError {
   return new HubError('NOT_FOUND', `${what} not found`);
 }
 
+/** The SQLSTATE of a driver error, or of the first error in its `cause` chain that has one. */
+export function sqlState(error: unknown): string | undefined {
+  for (let e: unknown = error; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** PostgreSQL unique_violation, from either driver. */
 export function isUniqueViolation(error: unknown): boolean {
-  for (let e: unknown = error; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-    if ((e as { code?: unknown }).code === '23505') return true;
-  }
-  return false;
+  return sqlState(error) === '23505';
 }
 
 /**

@@ -3,6 +3,7 @@ import { KeyRing, ensureHubKeys } from '../auth/keys.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { OidcVerifier } from '../auth/holders.ts';
 import { OAuthServer } from '../auth/oauth.ts';
+import { ensurePartitions } from '../audit/months.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { GrantChecker } from '../directory/access.ts';
 import type { HubConfig } from '../core/config.ts';
@@ -46,6 +47,8 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     await checkMasterKey(database.db, masterKey);
     const created = await ensureHubKeys(database.db, masterKey);
     if (created.length) logger.info({ kids: created }, 'created hub signing keys');
+    const partitions = await ensurePartitions(database.db);
+    if (partitions.length) logger.info({ partitions }, 'created monthly partitions of the audit log');
     const keys = await KeyRing.open(database, masterKey, logger);
     const clients = await ClientCache.open(database, logger);
     const grants = await GrantChecker.open(database, logger);

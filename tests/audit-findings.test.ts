@@ -2,6 +2,7 @@ import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFindings } from '../audit/findings.ts';
+import { ensurePartitions } from '../audit/months.ts';
 import { rows } from '../db/index.ts';
 import { loadWorkingCalendar } from '../directory/calendar.ts';
 import { STATE_COUNCIL_CALENDARS } from '../directory/calendar-data.ts';
@@ -19,7 +20,9 @@ describe.each(drivers())('audit findings and export (%s)', (driver) => {
     hub = await startTestHub(tdb.database);
     auditor = await hub.token(await hub.newClient(['auditor']));
     await loadWorkingCalendar(tdb.database.db, { year: 2026, ...STATE_COUNCIL_CALENDARS[2026]! });
-    // History written as the owner, with the times a test needs (the hub's own writer stamps the present).
+    // History written as the owner, with the times a test needs (the hub's own writer stamps the present), into
+    // the monthly partitions of those past months.
+    await ensurePartitions(tdb.database.db, new Date('2026-06-01T00:00:00+08:00'), 5);
     const insert = `insert into audit_entries (seq, at, client_id, department, operation, item_code, case_id, subject, outcome, prev_hash, hash)
       select row_number() over (order by t) + 100000, t, c, 'D', 'PERSON_READ', 'ITEM', k, '${PERSON}', o, repeat('0', 64), md5(t::text) || md5(c)
       from (values %VALUES%) v(t, c, k, o)`;

@@ -1,4 +1,5 @@
 import { createCheckpoint } from '../audit/checkpoints.ts';
+import { ensurePartitions } from '../audit/months.ts';
 import type { KeyRing } from '../auth/keys.ts';
 import { purgeExpiredAssertions } from '../auth/oauth.ts';
 import { runSync } from '../connectors/sync.ts';
@@ -59,6 +60,13 @@ const definitions = {
       if (!keys || !issuer) throw new Error('audit.checkpoint needs the hub keys');
       const c = await createCheckpoint(db, keys, issuer);
       return c ? { treeSize: c.treeSize, rootHash: c.rootHash } : { treeSize: null };
+    },
+  },
+  /** The audit log's monthly partitions, two months ahead (the writer also makes a missing one on the spot). */
+  'audit.partitions': {
+    everyMs: 24 * 60 * 60 * 1000,
+    async handler({ db }) {
+      return { created: await ensurePartitions(db) };
     },
   },
   /** One connector's sync; scheduled per connector (its cron), or enqueued by `runConnector` / `hub sync`. */
