@@ -6,12 +6,12 @@ import { MIGRATIONS_DIR, switchToAppRole, type Database } from './index.ts';
  * a session advisory lock, held on the migrating connection itself, lets one migrate while the others wait and
  * then find nothing left to do.
  */
-export async function migrateDatabase(database: Database): Promise<void> {
+export async function migrateDatabase(database: Database, migrationsFolder = MIGRATIONS_DIR): Promise<void> {
   if (database.driver === 'pglite') {
     const { migrate } = await import('drizzle-orm/pglite/migrator');
     // PGlite's single session steps out of hub_app to migrate as the owner, and back.
     if (database.appRole) await database.db.execute(sql`reset role`);
-    await migrate(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
+    await migrate(database.db as never, { migrationsFolder });
     if (database.appRole) await switchToAppRole(database);
     return;
   }
@@ -23,7 +23,7 @@ export async function migrateDatabase(database: Database): Promise<void> {
   try {
     await client.query(`select pg_advisory_lock(hashtext('hub:migrate'))`);
     await client.query(`set client_min_messages = warning`);
-    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_DIR });
+    await migrate(drizzle(client), { migrationsFolder });
   } finally {
     await client.end(); // ends the session, which releases the lock
   }

@@ -7,12 +7,13 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { archiveMonth, detachMonth, listAuditMonths, verifyArchiveFile } from '../audit/archive.ts';
-import { GENESIS_HASH } from '../audit/chain.ts';
+import { chainHash, GENESIS_HASH } from '../audit/chain.ts';
 import { createCheckpoint, proveInclusion, verifyAuditLog } from '../audit/checkpoints.ts';
 import { ensurePartitions, monthOf } from '../audit/months.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
-import { rows } from '../db/index.ts';
+import { MIGRATIONS_DIR, openDatabase, rows } from '../db/index.ts';
+import { migrateDatabase } from '../db/migrate.ts';
 import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
 
@@ -219,5 +220,48 @@ describe.each(drivers())('audit partitions and archives (%s)', (driver) => {
       vi.useRealTimers();
     }
     expect((await verify()).ok).toBe(true);
+  });
+});
+
+describe('the migration to monthly partitions', () => {
+  it('moves an existing log into its months with its chain intact, and writers go on from its end', async () => {
+    // a database as it was before migration 0009, holding a chained log over two months
+    const before = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-migrations-'));
+    const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: { idx: number; tag: string }[] };
+    const upTo = journal.entries.findIndex((e) => e.tag === '0009_audit_partitions');
+    fs.mkdirSync(path.join(before, 'meta'));
+    fs.writeFileSync(path.join(before, 'meta/_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo) }));
+    for (const e of journal.entries.slice(0, upTo)) fs.copyFileSync(path.join(MIGRATIONS_DIR, `${e.tag}.sql`), path.join(before, `${e.tag}.sql`));
+    const database = await openDatabase({ dataDir: 'memory://', appRole: true });
+    try {
+      await migrateDatabase(database, before);
+      let prev = GENESIS_HASH;
+      const old = Array.from({ length: 40 }, (_, i) => {
+        const e = { seq: i + 1, at: i < 25 ? '2026-10-05T02:00:00.000Z' : '2026-11-05T02:00:00.000Z', clientId: 'c1', department: 'D', operator: null, itemCode: 'ITEM', caseId: `CASE-${i}`, operation: 'PERSON_READ', resourceCode: null, subject: null, fields: null, outcome: 'RETURNED', reason: null, withholdBasis: null, requestId: null, details: null };
+        const hash = chainHash(prev, e);
+        const row = { ...e, prevHash: prev, hash };
+        prev = hash;
+        return row;
+      });
+      await database.db.execute(sql`reset role`);
+      for (const r of old) {
+        await database.db.execute(sql`insert into audit_entries (seq, at, client_id, department, item_code, case_id, operation, outcome, prev_hash, hash) values (${r.seq}, ${r.at}::timestamptz, ${r.clientId}, ${r.department}, ${r.itemCode}, ${r.caseId}, ${r.operation}, ${r.outcome}, ${r.prevHash}, ${r.hash})`);
+      }
+      await database.db.execute(sql`set role hub_app`);
+
+      await migrateDatabase(database);
+      const months = await rows<{ month: string; n: number }>(database.db, sql`select to_char(at at time zone 'Asia/Shanghai', 'YYYY-MM') as month, count(*)::int8 as n from audit_entries group by 1 order by 1`);
+      expect(months).toEqual([{ month: '2026-10', n: 25 }, { month: '2026-11', n: 15 }]);
+      expect((await listAuditMonths(database.db)).map((m) => m.partition)).toEqual(expect.arrayContaining(['audit_entries_y2026m10', 'audit_entries_y2026m11']));
+      const keyFor = async () => undefined;
+      expect(await verifyAuditLog(database.db, keyFor)).toMatchObject({ ok: true, entries: 40 });
+      // a writer that knows nothing of the old log chains onto its end; a stale head is refused by the claims
+      await new AuditWriter(database.db).appendMany(Array.from({ length: 3 }, (_, i) => record(i)));
+      expect(await verifyAuditLog(database.db, keyFor)).toMatchObject({ ok: true, entries: 43 });
+      const stale = await database.db.execute(sql`insert into audit_batches (prev_seq, last_seq, at) values (20, 21, now())`).then(() => null, (e: unknown) => e);
+      expect(sqlCode(stale)).toBe('23505');
+    } finally {
+      await database.close();
+    }
   });
 });
