@@ -1,11 +1,10 @@
-import { inArray } from 'drizzle-orm';
 import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import type { HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
-import { connectors } from '../connectors/schema.ts';
 import { maskValue, readBase, type PurposeInput, type QueryPorts, type ReadRequest, type ReadResult } from './query.ts';
 import type { BaseRecordKind } from './schema.ts';
-import type { BaseRecordView } from './store.ts';
+import { inForce } from './credit.ts';
+import { departmentsOf, provenance } from './provenance.ts';
 
 type Ctx = HubContext & QueryPorts;
 
@@ -97,31 +96,6 @@ function selectedFields(info: GraphQLResolveInfo): string[] {
 }
 
 /** A connector's department never changes (updateConnector keeps it), so this process remembers it. */
-const connectorDepartments = new WeakMap<object, Map<string, string>>();
-
-async function departmentsOf(ctx: Ctx, records: BaseRecordView[]): Promise<Map<string, string>> {
-  let known = connectorDepartments.get(ctx.db);
-  if (!known) connectorDepartments.set(ctx.db, (known = new Map()));
-  const missing = [...new Set(records.map((r) => r.connectorId))].filter((id) => !known.has(id));
-  if (missing.length) {
-    const rows = await ctx.db.select({ id: connectors.id, dept: connectors.departmentCode }).from(connectors).where(inArray(connectors.id, missing));
-    for (const r of rows) known.set(r.id, r.dept);
-  }
-  return known;
-}
-
-function provenance(r: BaseRecordView, resourceCode: string, depts: Map<string, string>) {
-  return {
-    resourceCode,
-    sourceDepartment: depts.get(r.connectorId) ?? null,
-    connector: r.connectorId,
-    sourceRecordId: r.sourceId,
-    retrievedAt: r.retrievedAt.toISOString(),
-    version: r.version,
-    recordedAt: r.recordedAt.toISOString(),
-  };
-}
-
 /** Only the selected 信息项 leave the hub, sensitive ones masked unless the grant allows them unmasked. */
 function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<string>, sensitive: Set<string>): Record<string, unknown> {
   return Object.fromEntries(fields.map((f) => [f, sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f]]));
@@ -131,7 +105,7 @@ async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, 
   if (subjects.length > MAX_BATCH) throw badInput('subjects', `at most ${MAX_BATCH} subjects per call`);
   const fields = selectedFields(info);
   const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, purpose, asOf: asOf ?? null });
-  const depts = await departmentsOf(ctx, results.flatMap((r) => r.record ?? []));
+  const depts = await departmentsOf(ctx.db, results.flatMap((r) => r.record ?? []));
   return results.map((r) => (kind === 'credit' ? creditProfile(r, fields, r.sensitive, depts) : recordView(r, fields, r.sensitive, depts)));
 }
 
@@ -145,17 +119,16 @@ function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, 
   if (!r.record?.length) return null;
   const today = new Date().toISOString().slice(0, 10);
   const entries = r.record.map((x) => x.data);
-  // 信用修复 (a repair date) and expiry take an entry off its list; it stays in the history
-  const inForce = (e: Record<string, unknown>) => !e.repairedAt && (!e.validUntil || String(e.validUntil) >= today);
+  const current = (e: Record<string, unknown>) => inForce(e, today);
   const of = (type: string) => entries.filter((e) => e.listType === type);
   const entry = (e: Record<string, unknown>) => ({ ...e, measures: (e.measures as string[] | null) ?? [] });
   const data: Record<string, unknown> = {
     subjectCode: r.subject,
-    redList: of('RED').filter(inForce).map(entry),
-    blackList: of('BLACK').filter(inForce).map(entry),
+    redList: of('RED').filter(current).map(entry),
+    blackList: of('BLACK').filter(current).map(entry),
     sanctions: of('SANCTION').map(entry),
     permits: of('PERMIT').map(entry),
-    measures: [...new Set([...of('BLACK'), ...of('RED')].filter(inForce).flatMap((e) => (e.measures as string[] | null) ?? []))],
+    measures: [...new Set([...of('BLACK'), ...of('RED')].filter(current).flatMap((e) => (e.measures as string[] | null) ?? []))],
   };
   const newest = r.record.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
   return { ...shape(data, fields, r.unmasked, sensitive), provenance: provenance(newest, r.resourceCode, depts) };
