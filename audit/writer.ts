@@ -1,6 +1,6 @@
 import { desc, sql } from 'drizzle-orm';
 import { isUniqueViolation, sqlState } from '../core/errors.ts';
-import { advisoryXactLock, type Db } from '../db/index.ts';
+import { advisoryXactLock, preparedRows, type Db } from '../db/index.ts';
 import { chainHash, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { ensurePartitions } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -80,7 +80,7 @@ async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void>
   const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
   const first = rows[0]!;
   const last = rows.at(-1)!;
-  await db.execute(sql`with claim as (insert into audit_batches (prev_seq, last_seq, at) values (${first.seq - 1}, ${last.seq}, ${first.at}::timestamptz))
+  await preparedRows(db, 'hub_audit_append', sql`with claim as (insert into audit_batches (prev_seq, last_seq, at) values (${first.seq - 1}, ${last.seq}, ${first.at}::timestamptz))
     insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
     select seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
            case when fields is null then null else array(select jsonb_array_elements_text(fields)) end, outcome, reason, withhold_basis, request_id, details, prev_hash, hash

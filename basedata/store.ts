@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { rows, type Db } from '../db/index.ts';
+import { preparedRows, rows, type Db } from '../db/index.ts';
 import type { BaseRecordKind } from './schema.ts';
 
 /** A validated record on its way into the base data. */
@@ -120,8 +120,9 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
             where kind = ${kind} and ${column} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
             order by key, version desc`,
       )
-    : await rows(
+    : await preparedRows(
         db,
+        `hub_current_${kind}`,
         // updated_at is set in the statement that appends the version to the history, so it is that version's
         // recorded_at (one transaction, one now()): no join needed
         sql`select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,

@@ -157,6 +157,20 @@ export async function rows<T extends Record<string, unknown>>(db: Db, query: SQL
   return result.rows;
 }
 
+/**
+ * A hot statement as a named, server-side prepared statement on PostgreSQL: parsed and planned once per pooled
+ * connection instead of on every call. Inside a transaction, and on PGlite (in process, no round trip to save), it
+ * runs as it is. `name` must stand for one SQL text.
+ */
+export async function preparedRows<T extends Record<string, unknown>>(db: Db, name: string, query: SQL): Promise<T[]> {
+  const client = (db as unknown as { $client?: { totalCount?: unknown; query(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: T[] }> } }).$client;
+  if (client && typeof client.totalCount === 'number') {
+    const { sql: text, params } = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(query);
+    return (await client.query({ name, text, values: params })).rows;
+  }
+  return rows<T>(db, query);
+}
+
 /** Sends a NOTIFY (inside the caller's transaction when given one, so it is delivered only on commit). */
 export async function notify(db: Db, channel: string, payload: string): Promise<void> {
   await db.execute(sql`select pg_notify(${channel}, ${payload})`);
