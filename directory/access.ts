@@ -358,7 +358,7 @@ export class GrantChecker {
   }
 
   /** The published resource of a base kind (人口, 法人, 公共信用), found by baseKind. */
-  baseResourceCode(baseKind: 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'): Promise<string | undefined> {
+  baseResourceCode(baseKind: 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT' | 'LICENCE'): Promise<string | undefined> {
     let entry = this.baseResources.get(baseKind);
     if (!entry) {
       entry = this.db
