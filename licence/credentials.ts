@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { signCompactJws } from './jws.ts';
+import { enc, signCompactJws } from './jws.ts';
 import type { LicenceSigningKey } from './pki.ts';
 import { statusListUri } from './status-list.ts';
 
@@ -57,6 +57,19 @@ export function licenceUrl(hubIssuer: string, identifier: string): string {
   return `${hubIssuer}/licences/${identifier}`;
 }
 
+/** The encoded protected header of a hub signing key for a type (its x5c is fixed per kid), made once. */
+const headers = new Map<string, string>();
+export function protectedHeader(key: LicenceSigningKey, typ: string): string {
+  const k = `${key.kid}|${typ}`;
+  let h = headers.get(k);
+  if (!h) {
+    h = enc({ alg: 'ES256', typ, kid: key.kid, x5c: key.x5c });
+    if (headers.size > 1000) headers.clear();
+    headers.set(k, h);
+  }
+  return h;
+}
+
 /** W3C VC 2.0 in JOSE form: the payload is the credential itself (typ vc+jwt), x5c in the header. */
 export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey): string {
   const statusBase = { type: 'BitstringStatusListEntry', statusListIndex: String(c.statusIndex) };
@@ -75,7 +88,7 @@ export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSign
       { id: `${suspension}#${c.statusIndex}`, statusPurpose: 'suspension', statusListCredential: suspension, ...statusBase },
     ],
   };
-  return signCompactJws({ alg: 'ES256', typ: 'vc+jwt', kid: key.kid, x5c: key.x5c }, vc, key.privateKey);
+  return signCompactJws(protectedHeader(key, 'vc+jwt'), vc, key.privateKey);
 }
 
 export function vctOf(hubIssuer: string, typeCode: string): string {
@@ -120,6 +133,6 @@ export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSig
     _sd: disclosures.map(disclosureDigest).sort(),
     _sd_alg: 'sha-256',
   };
-  const jwt = signCompactJws({ alg: 'ES256', typ: 'dc+sd-jwt', kid: key.kid, x5c: key.x5c }, payload, key.privateKey);
+  const jwt = signCompactJws(protectedHeader(key, 'dc+sd-jwt'), payload, key.privateKey);
   return `${jwt}~${disclosures.join('~')}~`;
 }

@@ -18,6 +18,7 @@ import {
   revokeLicence,
   suspendLicence,
   type IssueLicenceInput,
+  type LicenceRow,
   type RevocationKind,
 } from './issue.ts';
 import { rotateDepartmentKey, revokeSigningCertificate, type SignerRow } from './pki.ts';
@@ -25,7 +26,7 @@ import { LICENCE_RESOURCE_FIELDS, listLicenceUses, listMyLicenceUses, listUseNot
 import { licences, licenceSigners } from './schema.ts';
 import { getLicenceType, listLicenceTypes, registerLicenceType, type LicenceTypeInput } from './types.ts';
 import type { LicenceRuntime } from './runtime.ts';
-import type { VerifiedLicence } from './verify.ts';
+import type { LicenceVerification } from './verify.ts';
 
 export interface LicenceGraphqlPorts extends LicenceReadPorts {
   licence: LicenceRuntime;
@@ -169,7 +170,7 @@ export const typeDefs = /* GraphQL */ `
   }
 `;
 
-type LicenceLike = VerifiedLicence;
+type LicenceLike = Omit<LicenceRow, 'credential' | 'sdJwt'> & { credential?: string; sdJwt?: string };
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
@@ -205,6 +206,10 @@ export const resolvers = {
     status: (l: LicenceLike) => effectiveStatus(l),
     credential: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'credential'),
     sdJwt: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'sdJwt'),
+  },
+  LicenceVerification: {
+    // the verdict rests on a few columns; the full licence is read only when a caller selects it
+    licence: (v: LicenceVerification, _: unknown, ctx: Ctx) => (v.licence ? getLicence(ctx.db, v.licence.identifier) : null),
   },
   LicenceUseNotice: { createdAt: (n: { createdAt: Date }) => n.createdAt.toISOString() },
   LicenceUse: { at: (u: { at: Date }) => u.at.toISOString() },

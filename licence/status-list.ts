@@ -29,20 +29,39 @@ export function statusListUri(issuer: string, id: number, purpose?: StatusPurpos
   return `${issuer}/status-lists/${id}${purpose === 'suspension' ? '?purpose=suspension' : ''}`;
 }
 
+/** Round tables of a seed: 4 rounds × 512 random 9-bit values, drawn once from HMAC-SHA256 of the seed. */
+const roundTables = new Map<string, Uint16Array>();
+
+function tablesOf(seed: string): Uint16Array {
+  let t = roundTables.get(seed);
+  if (!t) {
+    t = new Uint16Array(4 * 512);
+    const key = Buffer.from(seed, 'hex');
+    for (let block = 0; block < (4 * 512 * 2) / 32; block++) {
+      const h = crypto.createHmac('sha256', key).update(`feistel-${block}`).digest();
+      for (let j = 0; j < 16; j++) t[block * 16 + j] = ((h[2 * j]! << 8) | h[2 * j + 1]!) & 0x1ff;
+    }
+    if (roundTables.size > 64) roundTables.clear();
+    roundTables.set(seed, t);
+  }
+  return t;
+}
+
 /**
- * A fixed random permutation of [0, size): a 4-round Feistel network on 18 bits keyed by the list's seed, with
- * cycle-walking into the range. Counter n of a list always maps to the same index, and no two counters collide.
+ * A fixed random permutation of [0, size): a 4-round Feistel network on 18 bits whose round functions are random
+ * tables keyed by the list's seed, with cycle-walking into the range. Counter n of a list always maps to the same
+ * index, and no two counters collide.
  */
 export function permutedIndex(seed: string, n: number, size = STATUS_LIST_SIZE): number {
-  const key = Buffer.from(seed, 'hex');
+  const t = tablesOf(seed);
   let x = n;
   do {
     let l = x >>> 9;
     let r = x & 0x1ff;
     for (let round = 0; round < 4; round++) {
-      const h = crypto.createHmac('sha256', key).update(Buffer.from([round, r >>> 8, r & 0xff])).digest();
-      const f = ((h[0]! << 8) | h[1]!) & 0x1ff;
-      [l, r] = [r, l ^ f];
+      const next = l ^ t[round * 512 + r]!;
+      l = r;
+      r = next;
     }
     x = (l << 9) | r;
   } while (x >= size);
