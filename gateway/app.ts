@@ -11,6 +11,7 @@ import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../core/logger.ts';
+import type { VerifiedLicence } from '../licence/verify.ts';
 import { buildYoga } from './graphql.ts';
 import { createMetrics, routeLabel, type HubMetrics } from './metrics.ts';
 import type { HubServices } from './services.ts';
@@ -304,8 +305,8 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
 }
 
 /** What POST /verify says about the licence on record: its identity and status, not the holder's data. */
-function publicLicence(l: { identifier: string; version: number; typeCode: string; number: string; issuerName: string; issuerCode: string; issuedAt: Date; validFrom: string; validUntil: string | null; metadata: Record<string, unknown> }) {
-  return { identifier: l.identifier, version: l.version, typeCode: l.typeCode, name: l.metadata.ZZMC ?? null, number: l.number, issuerName: l.issuerName, issuerCode: l.issuerCode, issuedAt: l.issuedAt.toISOString(), validFrom: l.validFrom, validUntil: l.validUntil };
+function publicLicence(l: VerifiedLicence) {
+  return { identifier: l.identifier, version: l.version, typeCode: l.typeCode, name: l.name, number: l.number, issuerName: l.issuerName, issuerCode: l.issuerCode, issuedAt: l.issuedAt.toISOString(), validFrom: l.validFrom, validUntil: l.validUntil };
 }
 
 declare module 'express-serve-static-core' {
