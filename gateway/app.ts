@@ -11,6 +11,8 @@ import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../core/logger.ts';
+import { presentationPage, viewPresentation } from '../licence/holder.ts';
+import { getLicenceType } from '../licence/types.ts';
 import type { VerifiedLicence } from '../licence/verify.ts';
 import { buildYoga } from './graphql.ts';
 import { createMetrics, routeLabel, type HubMetrics } from './metrics.ts';
@@ -108,6 +110,18 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     }
     const r = await services.licence.verifier.verify(credential);
     res.json({ valid: r.valid, status: r.status, reasons: r.reasons, format: r.format, disclosed: r.disclosed ?? null, licence: r.licence ? publicLicence(r.licence) : null });
+  });
+  // 亮证: the one-time page a holder's QR code opens
+  app.get('/licences/show/:token', async (req: Request, res: Response) => {
+    res.set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
+    const shown = await viewPresentation(database.db, String(req.params.token), req.socket.remoteAddress ?? null);
+    if (!shown) {
+      res.status(410).type('html').send('<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>亮证</title><p>此亮证链接已使用或已过期。</p></html>');
+      return;
+    }
+    const type = await getLicenceType(database.db, shown.row.typeCode);
+    const fields = type?.faceFields ?? [];
+    res.status(200).type('html').send(presentationPage(shown, new Set(fields.filter((f) => f.sensitive).map((f) => f.code)), new Map(fields.map((f) => [f.code, f.name]))));
   });
   // GET /status-lists/:id: one state, two formats by Accept
   app.get('/status-lists/:id', async (req: Request, res: Response) => {

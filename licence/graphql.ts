@@ -6,6 +6,19 @@ import type { JobQueuePort } from '../connectors/graphql.ts';
 import { getDepartment } from '../directory/departments.ts';
 import { licenceNotFound } from './errors.ts';
 import {
+  authoriseLicenceUse,
+  decideLicenceObjection,
+  myLicenceAuthorisations,
+  myLicences,
+  objectionsOf,
+  objectToLicence,
+  pendingObjections,
+  presentLicence,
+  revokeLicenceAuthorisation,
+  type LicenceAuthorisation,
+  type LicenceObjection,
+} from './holder.ts';
+import {
   changeLicence,
   createLicenceBatch,
   effectiveStatus,
@@ -88,7 +101,18 @@ export const typeDefs = /* GraphQL */ `
     previousIdentifier: String
     supersededBy: String
     signerKid: String!
+    "异议: true while an objection to it awaits the issuer's decision"
+    underObjection: Boolean!
+    objections: [LicenceObjection!]!
   }
+
+  "异议"
+  type LicenceObjection { id: ID! identifier: String! field: String! reason: String! status: String! decisionReason: String newIdentifier: String createdAt: String! decidedAt: String }
+  "授权用证"
+  type LicenceAuthorisation { id: ID! clientId: String! itemCode: String! caseId: String typeCode: String validUntil: String! createdAt: String! revokedAt: String }
+  "亮证: a one-time link and its QR code (a PNG data URL)"
+  type LicencePresentation { url: String! qr: String! expiresAt: String! }
+  input LicenceAuthorisationInput { clientId: String! itemCode: String! caseId: String typeCode: String validUntil: String! }
 
   type LicenceVerification {
     valid: Boolean!
@@ -152,6 +176,11 @@ export const typeDefs = /* GraphQL */ `
     "用证记录 of the signed-in holder's licences"
     myLicenceUses(first: Int): [LicenceUse!]!
     licenceSigningKeys(department: String): [LicenceSigningKey!]!
+    "the signed-in holder's licences"
+    myLicences: [Licence!]!
+    myLicenceAuthorisations: [LicenceAuthorisation!]!
+    "objections to the caller's department's licences awaiting a decision"
+    pendingLicenceObjections: [LicenceObjection!]!
   }
 
   extend type Mutation {
@@ -167,6 +196,15 @@ export const typeDefs = /* GraphQL */ `
     rotateLicenceSigningKey(reason: String!): LicenceSigningKey!
     "key compromise: from 'at' (default now) whatever the key signed fails with CHAIN"
     revokeLicenceSigningCertificate(kid: String!, reason: String!, at: String): LicenceSigningKey!
+    "授权用证 (holder): this client may use my licences for this item (and case) until then"
+    authoriseLicenceUse(input: LicenceAuthorisationInput!): LicenceAuthorisation!
+    revokeLicenceAuthorisation(id: ID!): LicenceAuthorisation!
+    "亮证 (holder): a one-time link to a page showing the licence, for a few minutes"
+    presentLicence(identifier: String!, seconds: Int): LicencePresentation!
+    "异议 (holder)"
+    objectToLicence(identifier: String!, field: String!, reason: String!): LicenceObjection!
+    "the issuer corrects (a new version with the face given) or rejects with a reason"
+    decideLicenceObjection(id: ID!, accept: Boolean!, reason: String!, face: JSON): LicenceObjection!
   }
 `;
 
@@ -206,7 +244,11 @@ export const resolvers = {
     status: (l: LicenceLike) => effectiveStatus(l),
     credential: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'credential'),
     sdJwt: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'sdJwt'),
+    objections: (l: LicenceLike, _: unknown, ctx: Ctx) => objectionsOf(ctx.db, l.identifier),
+    underObjection: async (l: LicenceLike, _: unknown, ctx: Ctx) => (await objectionsOf(ctx.db, l.identifier)).some((o) => o.status === 'PENDING'),
   },
+  LicenceObjection: { createdAt: (o: LicenceObjection) => o.createdAt.toISOString(), decidedAt: (o: LicenceObjection) => iso(o.decidedAt) },
+  LicenceAuthorisation: { validUntil: (a: LicenceAuthorisation) => a.validUntil.toISOString(), createdAt: (a: LicenceAuthorisation) => a.createdAt.toISOString(), revokedAt: (a: LicenceAuthorisation) => iso(a.revokedAt) },
   LicenceVerification: {
     // the verdict rests on a few columns; the full licence is read only when a caller selects it
     licence: (v: LicenceVerification, _: unknown, ctx: Ctx) => (v.licence ? getLicence(ctx.db, v.licence.identifier) : null),
@@ -236,6 +278,9 @@ export const resolvers = {
     licenceUseNotices: (_: unknown, a: { first?: number | null }, ctx: Ctx) => listUseNotices(ctx, a.first ?? 100),
     licenceUses: (_: unknown, a: { identifier: string }, ctx: Ctx) => listLicenceUses(ctx, a.identifier),
     myLicenceUses: (_: unknown, a: { first?: number | null }, ctx: Ctx) => listMyLicenceUses(ctx, a.first ?? 100),
+    myLicences: (_: unknown, _a: unknown, ctx: Ctx) => myLicences(ctx),
+    myLicenceAuthorisations: (_: unknown, _a: unknown, ctx: Ctx) => myLicenceAuthorisations(ctx),
+    pendingLicenceObjections: (_: unknown, _a: unknown, ctx: Ctx) => pendingObjections(ctx),
     licenceSigningKeys: async (_: unknown, a: { department?: string | null }, ctx: Ctx) => {
       const p = requireRole(ctx, 'issuer', 'admin', 'auditor');
       const dept = a.department ?? p.department;
@@ -262,6 +307,14 @@ export const resolvers = {
       if (!dept) throw new HubError('FORBIDDEN', `department ${p.department} is not registered`);
       return signerView(await rotateDepartmentKey(ctx, ctx.licence.ports.masterKey, { code: dept.code, name: dept.name }, a.reason));
     },
+    authoriseLicenceUse: (_: unknown, a: { input: { clientId: string; itemCode: string; caseId?: string | null; typeCode?: string | null; validUntil: string } }, ctx: Ctx) => authoriseLicenceUse(ctx, a.input),
+    revokeLicenceAuthorisation: (_: unknown, a: { id: string }, ctx: Ctx) => revokeLicenceAuthorisation(ctx, a.id),
+    presentLicence: async (_: unknown, a: { identifier: string; seconds?: number | null }, ctx: Ctx) => {
+      const p = await presentLicence(ctx, ctx.licence.ports.issuer, a.identifier, a.seconds ?? undefined);
+      return { ...p, expiresAt: p.expiresAt.toISOString() };
+    },
+    objectToLicence: (_: unknown, a: { identifier: string; field: string; reason: string }, ctx: Ctx) => objectToLicence(ctx, a.identifier, a.field, a.reason),
+    decideLicenceObjection: (_: unknown, a: { id: string; accept: boolean; reason: string; face?: Record<string, unknown> | null }, ctx: Ctx) => decideLicenceObjection(ctx, ctx.licence.ports, a.id, a),
     revokeLicenceSigningCertificate: async (_: unknown, a: { kid: string; reason: string; at?: string | null }, ctx: Ctx) => signerView(await revokeSigningCertificate(ctx, a.kid, a.reason, a.at)),
   },
 };

@@ -5,6 +5,7 @@ import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import type { GrantChecker } from '../directory/access.ts';
 import { licenceNotFound } from './errors.ts';
+import { findAuthorisation } from './holder.ts';
 import type { LicenceRow } from './issue.ts';
 import { licences, licenceUses, licenceUseNotices } from './schema.ts';
 
@@ -74,19 +75,24 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
   if (withholdBasis && !principal.permissions.includes('withhold')) await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'));
   const resourceCode = await ctx.grants.baseResourceCode('LICENCE');
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', 'no published LICENCE resource', { missing: { resource: null, fields: req.fields, itemCode } }));
+  const typeCode = req.typeCode ? req.typeCode.trim().toUpperCase() : null;
+  let authorisation: string | null = null;
   try {
     await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!);
   } catch (error) {
-    return refuse(error as HubError);
+    // 授权用证: the holder's own authorisation of this client, item (and case, type) stands in for a grant
+    const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
+    if (!a) return refuse(error as HubError);
+    authorisation = a.id;
   }
   const found = await ctx.db
     .select()
     .from(licences)
-    .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(req.typeCode ? [eq(licences.typeCode, req.typeCode.trim().toUpperCase())] : [])))
+    .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(typeCode ? [eq(licences.typeCode, typeCode)] : [])))
     .orderBy(desc(licences.issuedAt))
     .limit(200);
   const seq = await ctx.audit.append(
-    base({ resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode: req.typeCode ?? null, identifiers: found.map((f) => f.identifier) } }),
+    base({ resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, authorisation, identifiers: found.map((f) => f.identifier) } }),
   );
   ctx.auditIds.push(String(seq));
   if (found.length) {

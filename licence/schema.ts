@@ -210,3 +210,54 @@ export const licenceBatches = pgTable('licence_batches', {
   createdAt: createdAt(),
   finishedAt: at('finished_at'),
 });
+
+/** 授权用证: a holder lets one client use its licences for one item (and case) until a time, without a grant. */
+export const licenceAuthorisations = pgTable(
+  'licence_authorisations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    holderCode: text('holder_code').notNull(),
+    clientId: text('client_id').notNull(),
+    itemCode: text('item_code').notNull(),
+    caseId: text('case_id'),
+    typeCode: text('type_code'),
+    validUntil: at('valid_until').notNull(),
+    createdAt: createdAt(),
+    revokedAt: at('revoked_at'),
+  },
+  (t) => [index('licence_authorisations_holder_idx').on(t.holderCode, t.clientId)],
+);
+
+/** 亮证: a one-time, short-lived link (and QR code) that shows a licence's face; only the token's hash is kept. */
+export const licencePresentations = pgTable('licence_presentations', {
+  tokenHash: text('token_hash').primaryKey(),
+  identifier: text('identifier').notNull(),
+  holderCode: text('holder_code').notNull(),
+  expiresAt: at('expires_at').notNull(),
+  usedAt: at('used_at'),
+  createdAt: createdAt(),
+});
+
+/** 异议: a holder objects to a field; the issuer corrects it by a new version or rejects it with a reason. */
+export const licenceObjections = pgTable(
+  'licence_objections',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    identifier: text('identifier').notNull(),
+    holderCode: text('holder_code').notNull(),
+    issuerCode: text('issuer_code').notNull(),
+    field: text('field').notNull(),
+    reason: text('reason').notNull(),
+    status: text('status', { enum: ['PENDING', 'CORRECTED', 'REJECTED'] }).notNull().default('PENDING'),
+    decisionReason: text('decision_reason'),
+    newIdentifier: text('new_identifier'),
+    decidedBy: text('decided_by'),
+    createdAt: createdAt(),
+    decidedAt: at('decided_at'),
+  },
+  (t) => [
+    check('licence_objections_status_ck', sql`${t.status} in ('PENDING', 'CORRECTED', 'REJECTED')`),
+    index('licence_objections_identifier_idx').on(t.identifier, t.status),
+    index('licence_objections_issuer_idx').on(t.issuerCode, t.status),
+  ],
+);

@@ -326,6 +326,12 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     expect(row!.status).toBe('EXPIRED');
     expect(await audit('LICENCE_EXPIRE', old.identifier)).toHaveLength(1);
 
+    // a licence on record as issued before its signing certificate existed
+    const early = await issue(idCard());
+    expect(await verify(early.credential)).toMatchObject({ valid: true });
+    await tdb.database.db.execute(sql`update licences set issued_at = '2001-01-01T00:00:00Z' where identifier = ${early.identifier}`);
+    expect(await verify(early.credential)).toMatchObject({ valid: false, reasons: ['CERT_NOT_VALID_AT_ISSUANCE'] });
+
     expect(await verify('not a credential')).toMatchObject({ valid: false, reasons: ['MALFORMED'], status: null });
     expect(await verify(`${h}.${p}`)).toMatchObject({ valid: false, reasons: ['MALFORMED'] });
   });

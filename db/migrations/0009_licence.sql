@@ -1,3 +1,15 @@
+CREATE TABLE "licence_authorisations" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"holder_code" text NOT NULL,
+	"client_id" text NOT NULL,
+	"item_code" text NOT NULL,
+	"case_id" text,
+	"type_code" text,
+	"valid_until" timestamp with time zone NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"revoked_at" timestamp with time zone
+);
+--> statement-breakpoint
 CREATE TABLE "licence_batches" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
 	"issuer_code" text NOT NULL,
@@ -21,6 +33,31 @@ CREATE TABLE "licence_cas" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"retired_at" timestamp with time zone,
 	CONSTRAINT "licence_cas_fingerprint_unique" UNIQUE("fingerprint")
+);
+--> statement-breakpoint
+CREATE TABLE "licence_objections" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"identifier" text NOT NULL,
+	"holder_code" text NOT NULL,
+	"issuer_code" text NOT NULL,
+	"field" text NOT NULL,
+	"reason" text NOT NULL,
+	"status" text DEFAULT 'PENDING' NOT NULL,
+	"decision_reason" text,
+	"new_identifier" text,
+	"decided_by" text,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"decided_at" timestamp with time zone,
+	CONSTRAINT "licence_objections_status_ck" CHECK ("licence_objections"."status" in ('PENDING', 'CORRECTED', 'REJECTED'))
+);
+--> statement-breakpoint
+CREATE TABLE "licence_presentations" (
+	"token_hash" text PRIMARY KEY NOT NULL,
+	"identifier" text NOT NULL,
+	"holder_code" text NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
+	"used_at" timestamp with time zone,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "licence_signers" (
@@ -129,6 +166,9 @@ ALTER TABLE "licence_signers" ADD CONSTRAINT "licence_signers_ca_id_licence_cas_
 ALTER TABLE "licences" ADD CONSTRAINT "licences_type_code_licence_types_code_fk" FOREIGN KEY ("type_code") REFERENCES "public"."licence_types"("code") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "licences" ADD CONSTRAINT "licences_signer_kid_licence_signers_kid_fk" FOREIGN KEY ("signer_kid") REFERENCES "public"."licence_signers"("kid") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "licences" ADD CONSTRAINT "licences_status_list_licence_status_lists_id_fk" FOREIGN KEY ("status_list") REFERENCES "public"."licence_status_lists"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "licence_authorisations_holder_idx" ON "licence_authorisations" USING btree ("holder_code","client_id");--> statement-breakpoint
+CREATE INDEX "licence_objections_identifier_idx" ON "licence_objections" USING btree ("identifier","status");--> statement-breakpoint
+CREATE INDEX "licence_objections_issuer_idx" ON "licence_objections" USING btree ("issuer_code","status");--> statement-breakpoint
 CREATE INDEX "licence_signers_department_idx" ON "licence_signers" USING btree ("department_code","created_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "licence_use_notices_once_uq" ON "licence_use_notices" USING btree ("client_id","identifier","change_seq","item_code");--> statement-breakpoint
 CREATE INDEX "licence_use_notices_client_idx" ON "licence_use_notices" USING btree ("client_id","created_at");--> statement-breakpoint
