@@ -222,7 +222,7 @@ export interface BatchResult {
 
 const CHUNK = 500;
 /** chunks in flight at once: one is signed while the database stores the one before */
-const CHUNKS_IN_FLIGHT = 2;
+const CHUNKS_IN_FLIGHT = 4;
 
 type LicenceInsert = typeof licences.$inferInsert;
 
