@@ -425,18 +425,18 @@ async function licence(): Promise<void> {
       if (valid !== creds.length) throw new Error(`${creds.length - valid} credentials did not verify`);
       return creds.length / seconds;
     };
-    const inputs = creds.map((c) => {
-      const d = decodeCompactJws(c)!;
-      return { data: Buffer.from(d.signingInput), signature: d.signature, x5c: d.header.x5c as string[] };
-    });
-    const key = new crypto.X509Certificate(Buffer.from(inputs[0]!.x5c[0]!, 'base64')).publicKey;
+    const key = new crypto.X509Certificate(Buffer.from((decodeCompactJws(creds[0]!)!.header.x5c as string[])[0]!, 'base64')).publicKey;
+    // the baseline is handed the same credential texts: it splits off the signature and verifies the signing input
     const runBaseline = (): number => {
       const t0 = process.hrtime.bigint();
       let ok = 0;
-      for (const i of inputs) if (crypto.verify('sha256', i.data, { key, dsaEncoding: 'ieee-p1363' }, i.signature)) ok++;
+      for (const c of creds) {
+        const dot = c.lastIndexOf('.');
+        if (crypto.verify('sha256', Buffer.from(c.slice(0, dot)), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(c.slice(dot + 1), 'base64url'))) ok++;
+      }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (ok !== inputs.length) throw new Error('baseline: a signature did not verify');
-      return inputs.length / seconds;
+      if (ok !== creds.length) throw new Error('baseline: a signature did not verify');
+      return creds.length / seconds;
     };
     await runOurs(); // warm-up: chain validated once, JIT
     runBaseline();
@@ -447,7 +447,7 @@ async function licence(): Promise<void> {
       ours = Math.max(ours, await runOurs());
     }
     process.stdout.write(`ours: ${creds.length} distinct credentials, ${inFlight} in flight, status from the database on every call: ${ours.toFixed(0)} verifications/s (best of 3)\n`);
-    process.stdout.write(`baseline: crypto.verify ES256 of the same signing inputs: ${baseline.toFixed(0)} verifications/s (best of 3)\n`);
+    process.stdout.write(`baseline: the same credential texts split and checked with crypto.verify ES256 (one cached KeyObject): ${baseline.toFixed(0)} verifications/s (best of 3)\n`);
     process.stdout.write(`licence: ours ${ours.toFixed(0)} verifications/s, baseline ${baseline.toFixed(0)} verifications/s, ratio ${(ours / baseline).toFixed(2)} (issued ${issuedPerSecond.toFixed(0)} licences/s)\n`);
   } finally {
     await database.close();

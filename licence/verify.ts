@@ -2,7 +2,7 @@ import DataLoader from 'dataloader';
 import { sql } from 'drizzle-orm';
 import { rows, type Db } from '../db/index.ts';
 import { beijingDate, disclosureDigest } from './credentials.ts';
-import { identifierProblem } from './identifier.ts';
+import { identifierProblem, parseLicenceIdentifier } from './identifier.ts';
 import { effectiveStatus } from './issue.ts';
 import { decodeCompactJws, verifyEs256 } from './jws.ts';
 import type { ChainResult, LicencePki } from './pki.ts';
@@ -13,7 +13,6 @@ export type VerificationReason = (typeof VERIFICATION_REASONS)[number];
 
 /** The licence as the verifier found it on record: what its verdict rests on (the GraphQL field loads the rest). */
 export interface VerifiedLicence {
-  id: string;
   identifier: string;
   version: number;
   typeCode: string;
@@ -39,15 +38,9 @@ export interface LicenceVerification {
   disclosed?: Record<string, unknown>;
 }
 
+/** The columns a verdict needs; the rest of `licence` comes from the verified credential itself. */
 type RecordRow = {
-  id: string;
   identifier: string;
-  version: number;
-  type_code: string;
-  name: string;
-  number: string;
-  issuer_code: string;
-  issuer_name: string;
   issued_ms: number;
   valid_from: string;
   valid_until: string | null;
@@ -56,6 +49,13 @@ type RecordRow = {
   revoked_ms: number | null;
   fingerprint: string;
 };
+
+/** Today in Beijing, recomputed at most once a second (licence dates are Beijing dates). */
+let todayCache = { at: 0, day: '' };
+function beijingToday(now: number): string {
+  if (now - todayCache.at > 1000 || now < todayCache.at) todayCache = { at: now, day: beijingDate(new Date(now)) };
+  return todayCache.day;
+}
 
 const MAX_CREDENTIAL = 64 * 1024;
 const MAX_HEADERS = 10_000;
@@ -80,9 +80,8 @@ export class LicenceVerifier {
         // one statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
         const found = await rows<RecordRow>(
           this.db,
-          sql`select l.id, l.identifier, l.version, l.type_code, l.metadata->>'ZZMC' as name, l.number, l.issuer_code, l.issuer_name,
-                     extract(epoch from l.issued_at) * 1000 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
-                     l.status, l.signer_kid, extract(epoch from s.revoked_at) * 1000 as revoked_ms, s.fingerprint
+          sql`select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
+                     l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
               from licences l join licence_signers s on s.kid = l.signer_kid
               where l.identifier = any(${sql.param([...ids])}::text[])`,
         );
@@ -157,7 +156,7 @@ export class LicenceVerifier {
     }
 
     // validity as the credential states it
-    const today = beijingDate(new Date(now));
+    const today = beijingToday(now);
     const from = sd ? (typeof payload.nbf === 'number' ? payload.nbf * 1000 : null) : Date.parse(String(payload.validFrom));
     const until = sd ? (typeof payload.exp === 'number' ? payload.exp * 1000 : null) : payload.validUntil ? Date.parse(String(payload.validUntil)) : null;
     if (from !== null && !Number.isNaN(from) && now < from) reasons.add('NOT_YET_VALID');
@@ -174,9 +173,9 @@ export class LicenceVerifier {
       if (record.signer_kid !== header.kid) reasons.add('SIGNATURE');
       if (chain.ok) {
         if (chain.fingerprint !== record.fingerprint) reasons.add('CHAIN');
-        const issued = Number(record.issued_ms);
+        const issued = record.issued_ms;
         if (issued < chain.notBefore || issued > chain.notAfter) reasons.add('CERT_NOT_VALID_AT_ISSUANCE');
-        if (record.revoked_ms !== null && Number(record.revoked_ms) <= issued) reasons.add('CHAIN');
+        if (record.revoked_ms !== null && record.revoked_ms <= issued) reasons.add('CHAIN');
       }
       if (status === 'SUSPENDED') reasons.add('SUSPENDED');
       else if (status === 'REVOKED' || status === 'CANCELLED' || status === 'WITHDRAWN') reasons.add('REVOKED');
@@ -188,23 +187,7 @@ export class LicenceVerifier {
       valid: reasons.size === 0,
       status,
       reasons: reasons.size === 0 ? [] : VERIFICATION_REASONS.filter((r) => reasons.has(r)),
-      licence: record
-        ? {
-            id: record.id,
-            identifier: record.identifier,
-            version: record.version,
-            typeCode: record.type_code,
-            name: record.name,
-            number: record.number,
-            issuerCode: record.issuer_code,
-            issuerName: record.issuer_name,
-            issuedAt: new Date(Number(record.issued_ms)),
-            validFrom: record.valid_from,
-            validUntil: record.valid_until,
-            status: record.status,
-            signerKid: record.signer_kid,
-          }
-        : null,
+      licence: record ? recordView(identifier, record, subject as Record<string, unknown>) : null,
       format,
       ...(disclosed ? { disclosed } : {}),
     };
@@ -213,4 +196,23 @@ export class LicenceVerifier {
   private revokedKid(kid: unknown): boolean {
     return typeof kid === 'string' && this.pki.isRevoked(kid);
   }
+}
+
+/** The licence a verdict is about: its record's state, and its identity as the (verified) credential states it. */
+function recordView(identifier: string, r: RecordRow, claims: Record<string, unknown>): VerifiedLicence {
+  const parts = parseLicenceIdentifier(identifier);
+  return {
+    identifier,
+    version: parts?.version ?? 0,
+    typeCode: parts?.typeCode ?? String(claims.ZZLXDM ?? ''),
+    name: String(claims.ZZMC ?? ''),
+    number: String(claims.ZZBH ?? ''),
+    issuerCode: parts?.issuerCode ?? String(claims.ZZBFJGDM ?? ''),
+    issuerName: String(claims.ZZBFJG ?? ''),
+    issuedAt: new Date(r.issued_ms),
+    validFrom: r.valid_from,
+    validUntil: r.valid_until,
+    status: r.status,
+    signerKid: r.signer_kid,
+  };
 }
