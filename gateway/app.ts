@@ -108,13 +108,27 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       res.status(400).json({ error: 'BAD_USER_INPUT', field: 'credential', message: 'send { "credential": "<VC-JOSE JWT or SD-JWT VC>" }' });
       return;
     }
-    const r = await services.licence.verifier.verify(credential);
+    let r;
+    try {
+      r = await services.licence.verifier.verify(credential);
+    } catch (error) {
+      req.log.error({ err: error }, 'verification failed');
+      res.status(500).json({ error: 'INTERNAL_SERVER_ERROR' });
+      return;
+    }
     res.json({ valid: r.valid, status: r.status, reasons: r.reasons, format: r.format, disclosed: r.disclosed ?? null, licence: r.licence ? publicLicence(r.licence) : null });
   });
   // 亮证: the one-time page a holder's QR code opens
   app.get('/licences/show/:token', async (req: Request, res: Response) => {
     res.set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
-    const shown = await viewPresentation(database.db, String(req.params.token), req.socket.remoteAddress ?? null);
+    let shown;
+    try {
+      shown = await viewPresentation(database.db, String(req.params.token), req.socket.remoteAddress ?? null);
+    } catch (error) {
+      req.log.error({ err: error }, 'showing a licence failed');
+      res.status(500).type('text').send('error');
+      return;
+    }
     if (!shown) {
       res.status(410).type('html').send('<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>亮证</title><p>此亮证链接已使用或已过期。</p></html>');
       return;
@@ -145,7 +159,8 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
         res.status(404).json({ error: 'not_found' });
         return;
       }
-      throw error;
+      req.log.error({ err: error }, 'rendering a status list failed');
+      res.status(500).json({ error: 'INTERNAL_SERVER_ERROR' });
     }
   });
   app.post('/oauth/token', express.urlencoded({ extended: false, limit: '64kb' }), async (req: Request, res: Response) => {
