@@ -71,7 +71,7 @@ export function protectedHeader(key: LicenceSigningKey, typ: string): string {
 }
 
 /** W3C VC 2.0 in JOSE form: the payload is the credential itself (typ vc+jwt), x5c in the header. */
-export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey): string {
+export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, metadata = gbt36903Metadata(c, key.kid)): string {
   const statusBase = { type: 'BitstringStatusListEntry', statusListIndex: String(c.statusIndex) };
   const revocation = statusListUri(hubIssuer, c.statusList, 'revocation');
   const suspension = statusListUri(hubIssuer, c.statusList, 'suspension');
@@ -82,7 +82,7 @@ export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSign
     issuer: { id: `${hubIssuer}/departments/${c.issuerCode}`, name: c.issuerName },
     validFrom: dayStart(c.validFrom),
     ...(c.validUntil ? { validUntil: dayEnd(c.validUntil) } : {}),
-    credentialSubject: { ...gbt36903Metadata(c, key.kid), face: c.face },
+    credentialSubject: { ...metadata, face: c.face },
     credentialStatus: [
       { id: `${revocation}#${c.statusIndex}`, statusPurpose: 'revocation', statusListCredential: revocation, ...statusBase },
       { id: `${suspension}#${c.statusIndex}`, statusPurpose: 'suspension', statusListCredential: suspension, ...statusBase },
@@ -104,8 +104,7 @@ export function disclosureDigest(disclosure: string): string {
  * SD-JWT VC (typ dc+sd-jwt, vct): the holder's name and code and every face field are selectively disclosable;
  * the licence's identity (type, number, identifier, issuer, dates) is not. Status: an IETF Token Status List entry.
  */
-export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey): string {
-  const m = gbt36903Metadata(c, key.kid);
+export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, m = gbt36903Metadata(c, key.kid)): string {
   const disclosable: [string, unknown][] = [
     ['CZZT', c.holderName],
     ['CZZTDM', c.holderCode],

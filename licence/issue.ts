@@ -10,7 +10,7 @@ import { addNotification } from '../directory/notifications.ts';
 import { beijingDate, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
 import { licenceNotFound, statusConflict } from './errors.ts';
 import { makeLicenceIdentifier } from './identifier.ts';
-import { departmentSigner, type LicencePki } from './pki.ts';
+import { departmentSigner, type LicencePki, type LicenceSigningKey } from './pki.ts';
 import { licenceBatches, licences, licenceUses, licenceUseNotices, type LicenceStatus } from './schema.ts';
 import { allocateStatusSlots, bumpStatusList, type StatusSlot } from './status-list.ts';
 import { getLicenceType, isRealDate, validateFace, type LicenceType } from './types.ts';
@@ -116,6 +116,12 @@ function claimsOf(p: Prepared, issuer: { code: string; name: string }, serial: s
   };
 }
 
+/** The GB/T 36903 metadata and both signed forms of one licence version. */
+function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): { metadata: Record<string, unknown>; credential: string; sdJwt: string } {
+  const metadata = gbt36903Metadata(c, signer.kid);
+  return { metadata, credential: signVcJose(hubIssuer, c, signer, metadata), sdJwt: signSdJwtVc(hubIssuer, c, signer, metadata) };
+}
+
 /** Signs both forms and makes the row to insert. */
 async function signedRow(tx: Db, ports: LicencePorts, c: LicenceClaims, serial: string, version: number, previous: string | null): Promise<typeof licences.$inferInsert> {
   const signer = ports.pki.signingKey(await departmentSigner(tx, ports.masterKey, { code: c.issuerCode, name: c.issuerName }, c.issuedAt));
@@ -135,9 +141,7 @@ async function signedRow(tx: Db, ports: LicencePorts, c: LicenceClaims, serial: 
     validUntil: c.validUntil,
     status: 'VALID',
     face: c.face,
-    metadata: gbt36903Metadata(c, signer.kid),
-    credential: signVcJose(ports.issuer, c, signer),
-    sdJwt: signSdJwtVc(ports.issuer, c, signer),
+    ...signedForms(ports.issuer, c, signer),
     signerKid: signer.kid,
     statusList: c.statusList,
     statusIndex: c.statusIndex,
@@ -322,9 +326,7 @@ export async function issueBatchItems(
         validUntil: c.validUntil,
         status: 'VALID',
         face: c.face,
-        metadata: gbt36903Metadata(c, signer.kid),
-        credential: signVcJose(ports.issuer, c, signer),
-        sdJwt: signSdJwtVc(ports.issuer, c, signer),
+        ...signedForms(ports.issuer, c, signer),
         signerKid: signer.kid,
         statusList: c.statusList,
         statusIndex: c.statusIndex,
