@@ -22,7 +22,7 @@ import { migrateDatabase } from '../db/migrate.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { idNumberCheckChar } from '../core/ids.ts';
-import { createLicenceBatch, type IssueLicenceInput } from '../licence/issue.ts';
+import { createLicenceBatch, signedFormsOf, type IssueLicenceInput } from '../licence/issue.ts';
 import { decodeCompactJws } from '../licence/jws.ts';
 import { LicencePki } from '../licence/pki.ts';
 import { registerLicenceType } from '../licence/types.ts';
@@ -405,8 +405,9 @@ async function licence(): Promise<void> {
     const issuedPerSecond = Number(r.issued) / issueSeconds;
     process.stdout.write(`issued ${String(r.issued)} licences through the batch job in ${issueSeconds.toFixed(1)} s: ${issuedPerSecond.toFixed(0)} licences/s (signed twice, stored, audited)\n`);
 
-    const creds = (await rows<{ credential: string }>(db, sql`select credential from licences order by random() limit ${total}`)).map((c) => c.credential);
     const pki = await LicencePki.load(db, masterKey);
+    const stored = await rows<{ credential: string; sd_jwt: string; signer_kid: string }>(db, sql`select credential, sd_jwt, signer_kid from licences order by random() limit ${total}`);
+    const creds = await Promise.all(stored.map(async (r) => (await signedFormsOf(pki, { signerKid: r.signer_kid, credential: r.credential, sdJwt: r.sd_jwt })).credential));
     const verifier = new LicenceVerifier(db, pki);
     const inFlight = 1000;
     const runOurs = async (): Promise<number> => {

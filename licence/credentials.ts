@@ -59,7 +59,7 @@ export function licenceUrl(hubIssuer: string, identifier: string): string {
 
 /** The encoded protected header of a hub signing key for a type (its x5c is fixed per kid), made once. */
 const headers = new Map<string, string>();
-export function protectedHeader(key: LicenceSigningKey, typ: string): string {
+export function protectedHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ: string): string {
   const k = `${key.kid}|${typ}`;
   let h = headers.get(k);
   if (!h) {
@@ -134,4 +134,16 @@ export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSig
   };
   const jwt = signCompactJws(protectedHeader(key, 'dc+sd-jwt'), payload, key.privateKey);
   return `${jwt}~${disclosures.join('~')}~`;
+}
+
+/**
+ * Stored form: a credential without its protected header. The header (alg, typ, kid, x5c) is the same on every
+ * licence a key signs, so it is kept once, with the key, and put back on reading.
+ */
+export function detachHeader(compact: string): string {
+  return compact.slice(compact.indexOf('.') + 1);
+}
+
+export function attachHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ: 'vc+jwt' | 'dc+sd-jwt', stored: string): string {
+  return `${protectedHeader(key, typ)}.${stored}`;
 }

@@ -4,6 +4,7 @@ import { requireOwnDepartment, requireRole, type HubContext } from '../core/cont
 import { HubError } from '../core/errors.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { getDepartment } from '../directory/departments.ts';
+import { attachHeader } from './credentials.ts';
 import { licenceNotFound } from './errors.ts';
 import {
   authoriseLicenceUse,
@@ -231,10 +232,15 @@ function selectedResourceFields(info: GraphQLResolveInfo): string[] {
   return out.size ? [...out] : ['identifier'];
 }
 
+/** A signed form as issued: the stored text with its protected header put back. */
 async function storedText(ctx: Ctx, l: LicenceLike, column: 'credential' | 'sdJwt'): Promise<string> {
-  if (typeof l[column] === 'string') return l[column];
-  const [r] = await ctx.db.select({ v: licences[column] }).from(licences).where(eq(licences.id, l.id));
-  return r!.v;
+  let stored = l[column];
+  if (typeof stored !== 'string') {
+    const [r] = await ctx.db.select({ v: licences[column] }).from(licences).where(eq(licences.id, l.id));
+    stored = r!.v;
+  }
+  const key = await ctx.licence.pki.chainOf(l.signerKid);
+  return attachHeader(key, column === 'credential' ? 'vc+jwt' : 'dc+sd-jwt', stored);
 }
 
 export const resolvers = {

@@ -7,7 +7,7 @@ import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import { rows, type Db } from '../db/index.ts';
 import { getDepartment } from '../directory/departments.ts';
 import { addNotification } from '../directory/notifications.ts';
-import { beijingDate, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
+import { attachHeader, beijingDate, detachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
 import { licenceNotFound, statusConflict } from './errors.ts';
 import { makeLicenceIdentifier } from './identifier.ts';
 import { departmentSigner, type LicencePki, type LicenceSigningKey } from './pki.ts';
@@ -119,7 +119,13 @@ function claimsOf(p: Prepared, issuer: { code: string; name: string }, serial: s
 /** The GB/T 36903 metadata and both signed forms of one licence version. */
 function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): { metadata: Record<string, unknown>; credential: string; sdJwt: string } {
   const metadata = gbt36903Metadata(c, signer.kid);
-  return { metadata, credential: signVcJose(hubIssuer, c, signer, metadata), sdJwt: signSdJwtVc(hubIssuer, c, signer, metadata) };
+  return { metadata, credential: detachHeader(signVcJose(hubIssuer, c, signer, metadata)), sdJwt: detachHeader(signSdJwtVc(hubIssuer, c, signer, metadata)) };
+}
+
+/** Both signed forms of a stored licence, their protected headers put back. */
+export async function signedFormsOf(pki: LicencePki, row: Pick<LicenceRow, 'signerKid' | 'credential' | 'sdJwt'>): Promise<{ credential: string; sdJwt: string }> {
+  const key = await pki.chainOf(row.signerKid);
+  return { credential: attachHeader(key, 'vc+jwt', row.credential), sdJwt: attachHeader(key, 'dc+sd-jwt', row.sdJwt) };
 }
 
 /** Signs both forms and makes the row to insert. */

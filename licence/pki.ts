@@ -271,6 +271,18 @@ export class LicencePki {
     this.chains.clear();
   }
 
+  /** A signing key's chain (leaf first), re-reading the keys once when the kid is new to this process. */
+  async chainOf(kid: string): Promise<{ kid: string; x5c: string[] }> {
+    let row = this.signers.get(kid);
+    if (!row) {
+      await this.reload();
+      row = this.signers.get(kid);
+    }
+    const root = row && this.rootB64.get(row.caId);
+    if (!row || !root) throw new HubError('NOT_FOUND', `licence signing key ${kid} not found`);
+    return { kid, x5c: [row.certificate, root] };
+  }
+
   /** Whether a signing key's certificate has been revoked (key compromise). */
   isRevoked(kid: string): boolean {
     return Boolean(this.signers.get(kid)?.revokedAt);

@@ -132,7 +132,9 @@ export const licences = pgTable(
     face: jsonb('face').$type<Record<string, unknown>>().notNull(),
     /** GB/T 36903 metadata (ZZMC, ZZLXDM, ZZBH, ZZBS, ...) */
     metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull(),
+    /** the VC-JOSE credential without its protected header (the same for every licence of a key: rebuilt from signer_kid) */
     credential: text('credential').notNull(),
+    /** the SD-JWT VC with all disclosures, without its protected header, likewise */
     sdJwt: text('sd_jwt').notNull(),
     signerKid: text('signer_kid')
       .notNull()

@@ -18,7 +18,7 @@ import { DEMO_HOLDERS } from '../db/seeds/demo-licences.ts';
 import { DEMO_LICENCE_TYPES } from '../db/seeds/demo-directory.ts';
 import { signCompactJws, decodeCompactJws } from '../licence/jws.ts';
 import { identifierProblem, makeLicenceIdentifier, mod3736CheckChar } from '../licence/identifier.ts';
-import { expireLicences, notifyExpiringLicences } from '../licence/issue.ts';
+import { expireLicences, notifyExpiringLicences, signedFormsOf } from '../licence/issue.ts';
 import { permutedIndex, STATUS_LIST_SIZE } from '../licence/status-list.ts';
 import { JOBS, type JobDeps } from '../workers/jobs.ts';
 import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
@@ -378,10 +378,12 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     ]);
     const second = await ok<{ issued: number; skipped: number }>(m, police, { items });
     expect(second).toMatchObject({ issued: 0, skipped: 2 });
-    const issued = await rows<{ identifier: string; credential: string }>(tdb.database.db, sql`select identifier, credential from licences where number in (${items[0]!.number}, ${items[1]!.number})`);
+    const issued = await rows<{ identifier: string; credential: string; sd_jwt: string; signer_kid: string }>(tdb.database.db, sql`select identifier, credential, sd_jwt, signer_kid from licences where number in (${items[0]!.number}, ${items[1]!.number})`);
     expect(issued).toHaveLength(2);
     for (const r of issued) {
-      expect(await verify(r.credential)).toMatchObject({ valid: true });
+      const forms = await signedFormsOf(hub.services.licence.pki, { signerKid: r.signer_kid, credential: r.credential, sdJwt: r.sd_jwt });
+      expect(await verify(forms.credential)).toMatchObject({ valid: true });
+      expect(await verify(forms.sdJwt)).toMatchObject({ valid: true });
       expect(await audit('LICENCE_ISSUE', r.identifier)).toHaveLength(1);
     }
     expect(codeOf(await gql(`query($id: ID!) { licenceBatch(id: $id) { id } }`, market, { id: first.id }))).toMatchObject({ code: 'NOT_FOUND' });
