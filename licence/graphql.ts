@@ -217,7 +217,8 @@ function batchView(b: Awaited<ReturnType<typeof getLicenceBatch>>) {
   return { ...b, total: b.items.length, createdAt: b.createdAt.toISOString(), finishedAt: iso(b.finishedAt) };
 }
 
-function signerView(s: SignerRow) {
+/** A signing key as GraphQL shows it: the sealed private key stays behind. */
+function signerView({ privateEnc: _sealed, ...s }: SignerRow) {
   return { ...s, notBefore: s.notBefore.toISOString(), notAfter: s.notAfter.toISOString(), supersededAt: iso(s.supersededAt), revokedAt: iso(s.revokedAt) };
 }
 
