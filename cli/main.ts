@@ -93,7 +93,7 @@ program
   .option('--demo', 'the demo departments and clients')
   .action(async (opts: { demo?: boolean }) => {
     if (!opts.demo) throw new StartupError('seed: say which seed, e.g. --demo');
-    const report = await withDb((db) => seedDemo(db, { clientDir: cfg().dataDir, tokenEndpoint: `${cfg().issuer}/oauth/token`, logger: createLogger({ level: cfg().logLevel }) }));
+    const report = await withDb(async (db) => seedDemo(db, { clientDir: cfg().dataDir, tokenEndpoint: `${cfg().issuer}/oauth/token`, logger: createLogger({ level: cfg().logLevel }), licence: { masterKey: await masterKeyFor(db), issuer: cfg().issuer } }));
     out(report);
   });
 

@@ -7,7 +7,7 @@ import { listQuarantine, listSyncRuns, type SyncRun } from './sync.ts';
 
 /** Starting work outside the request: BullMQ when Redis is configured, the in-process runner otherwise. */
 export interface JobQueuePort {
-  enqueue(name: 'connectors.sync', data: Record<string, unknown>, jobId?: string): Promise<string | undefined> | void;
+  enqueue(name: 'connectors.sync' | 'licence.issue-batch', data: Record<string, unknown>, jobId?: string): Promise<string | undefined> | void;
 }
 export interface ConnectorPorts {
   jobs: JobQueuePort;

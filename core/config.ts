@@ -33,6 +33,7 @@ const envSchema = z.object({
   HUB_OIDC_AUDIENCE: optional(z.string()),
   HUB_OIDC_SUBJECT_CLAIM: optional(z.string()),
   HUB_READ_RATE: optional(z.coerce.number().int().min(1).max(1_000_000)),
+  HUB_VERIFY_RATE: optional(z.coerce.number().int().min(1).max(1_000_000)),
   HUB_QUEUE: optional(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, _ or -')),
 });
 
@@ -53,6 +54,8 @@ export interface HubConfig {
   queue: string;
   /** subjects a client may read per second (shared through Redis when configured) */
   readRate: number;
+  /** POST /verify requests per second per client address (shared through Redis when configured) */
+  verifyRate: number;
   /** holders' identity provider (OpenID Connect): ID tokens from it are accepted for the holders' own views */
   oidc: { issuer: string; audience: string; subjectClaim: string } | undefined;
 }
@@ -98,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     dbPoolSize: e.HUB_DB_POOL_SIZE ?? 20,
     queue: e.HUB_QUEUE ?? 'hub',
     readRate: e.HUB_READ_RATE ?? 5000,
+    verifyRate: e.HUB_VERIFY_RATE ?? 100,
     oidc: e.HUB_OIDC_ISSUER ? { issuer: e.HUB_OIDC_ISSUER, audience: e.HUB_OIDC_AUDIENCE ?? 'hub', subjectClaim: e.HUB_OIDC_SUBJECT_CLAIM ?? 'id_number' } : undefined,
   };
 }

@@ -4,4 +4,5 @@ export * from '../auth/schema.ts';
 export * from '../basedata/schema.ts';
 export * from '../connectors/schema.ts';
 export * from '../audit/schema.ts';
+export * from '../licence/schema.ts';
 export * from '../resolution/schema.ts';

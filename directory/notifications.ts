@@ -8,7 +8,7 @@ import { seal, unseal } from '../auth/master-key.ts';
 import { departmentWebhooks, departments, notifications } from './schema.ts';
 
 export type Notification = typeof notifications.$inferSelect;
-export type NotificationKind = 'ACCESS_REQUEST_NEW' | 'ACCESS_REQUEST_OVERDUE';
+export type NotificationKind = 'ACCESS_REQUEST_NEW' | 'ACCESS_REQUEST_OVERDUE' | 'LICENCE_STATUS_CHANGED' | 'LICENCE_EXPIRING';
 
 /**
  * Records a notice for a department inside the caller's transaction. (kind, subject) is unique, so a notice is

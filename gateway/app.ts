@@ -9,7 +9,11 @@ import { exportEntries } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../core/logger.ts';
+import { presentationPage, viewPresentation } from '../licence/holder.ts';
+import { getLicenceType } from '../licence/types.ts';
+import type { VerifiedLicence } from '../licence/verify.ts';
 import { buildYoga } from './graphql.ts';
 import { createMetrics, routeLabel, type HubMetrics } from './metrics.ts';
 import type { HubServices } from './services.ts';
@@ -63,6 +67,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     issuer: services.config.issuer,
     limiter: createReadLimiter({ pointsPerSecond: services.config.readRate, redis: options.redis }),
     masterKey: services.masterKey,
+    licence: services.licence,
     jobs: options.jobs ?? {
       enqueue: () => {
         throw new HubError('CONFLICT', 'this hub process runs no jobs');
@@ -82,7 +87,81 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     res.set('cache-control', 'public, max-age=300').json(oauth.metadata());
   });
   app.get('/.well-known/jwks.json', (_req, res) => {
-    res.set('cache-control', 'public, max-age=60').json(keys.jwks());
+    res.set('cache-control', 'public, max-age=60').json({ keys: [...keys.jwks().keys, ...services.licence.pki.jwks()] });
+  });
+  // POST /verify: no auth, limited per client address; the same answer as verifyLicence
+  const verifyLimiter: RateLimiterAbstract = options.redis
+    ? new RateLimiterRedis({ storeClient: options.redis, points: services.config.verifyRate, duration: 1, keyPrefix: 'hub:rl:verify' })
+    : new RateLimiterMemory({ points: services.config.verifyRate, duration: 1, keyPrefix: 'hub:rl:verify' });
+  app.post('/verify', express.json({ limit: '128kb' }), async (req: Request, res: Response) => {
+    res.set('cache-control', 'no-store');
+    try {
+      await verifyLimiter.consume(req.socket.remoteAddress ?? 'unknown');
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      const retryAfter = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+      res.status(429).set('retry-after', String(retryAfter)).json({ error: 'RATE_LIMITED', retryAfter });
+      return;
+    }
+    const credential = (req.body as { credential?: unknown } | undefined)?.credential;
+    if (typeof credential !== 'string') {
+      res.status(400).json({ error: 'BAD_USER_INPUT', field: 'credential', message: 'send { "credential": "<VC-JOSE JWT or SD-JWT VC>" }' });
+      return;
+    }
+    let r;
+    try {
+      r = await services.licence.verifier.verify(credential);
+    } catch (error) {
+      req.log.error({ err: error }, 'verification failed');
+      res.status(500).json({ error: 'INTERNAL_SERVER_ERROR' });
+      return;
+    }
+    res.json({ valid: r.valid, status: r.status, reasons: r.reasons, format: r.format, disclosed: r.disclosed ?? null, licence: r.licence ? publicLicence(r.licence) : null });
+  });
+  // 亮证: the one-time page a holder's QR code opens
+  app.get('/licences/show/:token', async (req: Request, res: Response) => {
+    res.set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
+    let shown;
+    try {
+      shown = await viewPresentation(database.db, String(req.params.token), req.socket.remoteAddress ?? null);
+    } catch (error) {
+      req.log.error({ err: error }, 'showing a licence failed');
+      res.status(500).type('text').send('error');
+      return;
+    }
+    if (!shown) {
+      res.status(410).type('html').send('<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>亮证</title><p>此亮证链接已使用或已过期。</p></html>');
+      return;
+    }
+    const type = await getLicenceType(database.db, shown.row.typeCode);
+    const fields = type?.faceFields ?? [];
+    res.status(200).type('html').send(presentationPage(shown, new Set(fields.filter((f) => f.sensitive).map((f) => f.code)), new Map(fields.map((f) => [f.code, f.name]))));
+  });
+  // GET /status-lists/:id: one state, two formats by Accept
+  app.get('/status-lists/:id', async (req: Request, res: Response) => {
+    const id = Number(req.params.id);
+    const purpose = req.query.purpose === 'suspension' ? 'suspension' : req.query.purpose === undefined || req.query.purpose === 'revocation' ? 'revocation' : null;
+    if (!Number.isInteger(id) || id < 1 || !purpose) {
+      res.status(404).json({ error: 'not_found' });
+      return;
+    }
+    const format = (req.headers.accept ?? '').includes('application/statuslist+jwt') ? 'statuslist+jwt' : 'vc+jwt';
+    try {
+      const r = await services.licence.statusLists.render(id, format, purpose);
+      res.set({ 'cache-control': 'public, max-age=60', etag: r.etag, vary: 'Accept', 'content-type': r.contentType });
+      if (req.headers['if-none-match'] === r.etag) {
+        res.status(304).end();
+        return;
+      }
+      res.status(200).send(r.body);
+    } catch (error) {
+      if (error instanceof HubError && error.code === 'NOT_FOUND') {
+        res.status(404).json({ error: 'not_found' });
+        return;
+      }
+      req.log.error({ err: error }, 'rendering a status list failed');
+      res.status(500).json({ error: 'INTERNAL_SERVER_ERROR' });
+    }
   });
   app.post('/oauth/token', express.urlencoded({ extended: false, limit: '64kb' }), async (req: Request, res: Response) => {
     res.set('cache-control', 'no-store').set('pragma', 'no-cache');
@@ -252,6 +331,11 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   };
 
   return { listener, metrics };
+}
+
+/** What POST /verify says about the licence on record: its identity and status, not the holder's data. */
+function publicLicence(l: VerifiedLicence) {
+  return { identifier: l.identifier, version: l.version, typeCode: l.typeCode, name: l.name, number: l.number, issuerName: l.issuerName, issuerCode: l.issuerCode, issuedAt: l.issuedAt.toISOString(), validFrom: l.validFrom, validUntil: l.validUntil };
 }
 
 declare module 'express-serve-static-core' {

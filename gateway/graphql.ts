@@ -14,6 +14,8 @@ import type { AuthPorts } from '../auth/graphql.ts';
 import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
 import * as directoryGraphql from '../directory/graphql.ts';
+import * as licenceGraphql from '../licence/graphql.ts';
+import type { LicenceRuntime } from '../licence/runtime.ts';
 import type { DirectoryPorts } from '../directory/graphql.ts';
 import type { HubContext, Principal } from '../core/context.ts';
 import type { Logger } from '../core/logger.ts';
@@ -68,7 +70,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql, basedataGraphql];
+const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql, basedataGraphql, licenceGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -157,10 +159,10 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[]; limiter: ReadLimiter };
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[]; limiter: ReadLimiter; licence: LicenceRuntime };
 
 export function buildYoga(
-  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean; limiter: ReadLimiter } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
+  options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean; limiter: ReadLimiter; licence: LicenceRuntime } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
@@ -170,7 +172,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter, licence: options.licence }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const embedded = !config.databaseUrl;
   const services = await openHub(config, logger, { migrate: embedded });
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
-  if (embedded) demo = await seedDemo(services.database.db, { clientDir: config.dataDir, tokenEndpoint: services.oauth.tokenEndpoint, logger });
+  if (embedded) demo = await seedDemo(services.database.db, { clientDir: config.dataDir, tokenEndpoint: services.oauth.tokenEndpoint, logger, licence: { masterKey: services.masterKey, issuer: config.issuer } });
 
   const probes: ReadinessProbe[] = [];
   const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;

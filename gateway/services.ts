@@ -6,6 +6,7 @@ import { OAuthServer } from '../auth/oauth.ts';
 import { ensurePartitions } from '../audit/months.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { GrantChecker } from '../directory/access.ts';
+import { openLicenceRuntime, type LicenceRuntime } from '../licence/runtime.ts';
 import type { HubConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { openDatabase, type Database } from '../db/index.ts';
@@ -22,6 +23,8 @@ export interface HubServices {
   oauth: OAuthServer;
   grants: GrantChecker;
   audit: AuditWriter;
+  /** the licence room: root CA and signing keys, verifier, status lists */
+  licence: LicenceRuntime;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     const clients = await ClientCache.open(database, logger);
     const grants = await GrantChecker.open(database, logger);
     const audit = new AuditWriter(database.db);
+    const licence = await openLicenceRuntime(database, masterKey, config.issuer, logger);
     const oauth = new OAuthServer({
       db: database.db,
       keys,
@@ -71,8 +75,10 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
       oauth,
       grants,
       audit,
+      licence,
       async close() {
         await audit.drain();
+        await licence.close();
         await grants.close();
         await keys.close();
         await clients.close();

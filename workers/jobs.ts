@@ -7,6 +7,8 @@ import type { Logger } from '../core/logger.ts';
 import type { Database, Db } from '../db/index.ts';
 import { markOverdueRequests } from '../directory/access.ts';
 import { deliverNotifications } from '../directory/notifications.ts';
+import { expireLicences, notifyExpiringLicences, runPendingBatches, type LicencePorts } from '../licence/issue.ts';
+import { LicencePki } from '../licence/pki.ts';
 
 /** What a job handler may use. Never secrets in job data: handlers read keys from the database themselves. */
 export interface JobDeps {
@@ -26,6 +28,21 @@ export interface JobDefinition {
   /** Recurring jobs: every N ms (a BullMQ job scheduler, or a timer in the inline runner). */
   everyMs?: number;
   handler(deps: JobDeps, data: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** The licence keys of a worker process, opened on its first licence job (they reload on NOTIFY). */
+const licencePorts = new WeakMap<object, Promise<LicencePorts>>();
+
+export function licencePortsFor(deps: JobDeps): Promise<LicencePorts> {
+  let ports = licencePorts.get(deps.database);
+  if (!ports) {
+    if (!deps.issuer) throw new Error('licence jobs need the hub issuer');
+    const issuer = deps.issuer;
+    ports = LicencePki.open(deps.database, deps.masterKey, deps.logger).then((pki) => ({ pki, masterKey: deps.masterKey, issuer }));
+    licencePorts.set(deps.database, ports);
+    ports.catch(() => licencePorts.delete(deps.database));
+  }
+  return ports;
 }
 
 /** A job whose failure should be retried by the queue (with its exponential backoff). */
@@ -67,6 +84,26 @@ const definitions = {
     everyMs: 24 * 60 * 60 * 1000,
     async handler({ db }) {
       return { created: await ensurePartitions(db) };
+    },
+  },
+  /**
+   * Licence batches (issueLicences): the job names a batch (or none: every pending one), never its items. Also
+   * recurring, so a batch whose enqueue was lost or whose run failed is picked up again.
+   */
+  'licence.issue-batch': {
+    everyMs: 10 * 1000,
+    async handler(deps, data) {
+      const ports = await licencePortsFor(deps);
+      return runPendingBatches(deps.db, ports, typeof data.batchId === 'string' ? data.batchId : undefined);
+    },
+  },
+  /** 失效 and the issuers' daily notice of licences expiring within 30 days. */
+  'licence.expiry': {
+    everyMs: 24 * 60 * 60 * 1000,
+    async handler({ db }) {
+      let expired = 0;
+      for (let n = await expireLicences(db); n > 0; n = await expireLicences(db)) expired += n;
+      return { expired, notified: await notifyExpiringLicences(db, 30) };
     },
   },
   /** One connector's sync; scheduled per connector (its cron), or enqueued by `runConnector` / `hub sync`. */

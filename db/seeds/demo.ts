@@ -7,6 +7,7 @@ import { createDepartment, getDepartment } from '../../directory/departments.ts'
 import type { Logger } from '../../core/logger.ts';
 import type { Db } from '../index.ts';
 import { seedDemoDirectory } from './demo-directory.ts';
+import { seedDemoLicences } from './demo-licences.ts';
 
 /** 机关 (registration authority 1, category 1) codes in 福州 (350100) with computed check characters. */
 export const DEMO_DEPARTMENTS = [
@@ -18,6 +19,7 @@ export const DEMO_DEPARTMENTS = [
   { code: makeUscc('11', '350000', '00350006'), name: '福建省人力资源和社会保障厅', region: '350000', level: 'PROVINCE' },
   { code: makeUscc('11', '350100', '00350007'), name: '福州市卫生健康委员会', region: '350100', level: 'CITY' },
   { code: makeUscc('11', '350100', '00350008'), name: '福州市自然资源和规划局', region: '350100', level: 'CITY' },
+  { code: makeUscc('11', '350100', '00350009'), name: '福州市民政局', region: '350100', level: 'CITY' },
 ] as const;
 
 export const DEMO_CONSUMER = {
@@ -39,6 +41,7 @@ export const DEMO_ADMIN = {
 export interface SeedReport {
   departments: number;
   directory: Awaited<ReturnType<typeof seedDemoDirectory>>;
+  licences: Awaited<ReturnType<typeof seedDemoLicences>>;
   clients: { clientId: string; file: string; created: boolean }[];
 }
 
@@ -46,7 +49,7 @@ export interface SeedReport {
  * Loads the demo into any database, idempotently. The demo clients' private keys exist only in their client
  * files: when a file is missing (a fresh HUB_DATA_DIR over an old database), a new key replaces the old one.
  */
-export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoint: string; logger: Logger }): Promise<SeedReport> {
+export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoint: string; logger: Logger; /** with these, the demo licences are issued too */ licence?: { masterKey: Buffer; issuer: string } }): Promise<SeedReport> {
   let departments = 0;
   for (const d of DEMO_DEPARTMENTS) {
     if (!(await getDepartment(db, d.code))) {
@@ -72,7 +75,9 @@ export async function seedDemo(db: Db, options: { clientDir: string; tokenEndpoi
   }
   const [police, market, credit, approval, data, hrss, nhc, nr] = DEMO_DEPARTMENTS.map((x) => x.code) as string[];
   const directory = await seedDemoDirectory(db, options.logger, { police: police!, market: market!, credit: credit!, approval: approval!, data: data!, hrss: hrss!, nhc: nhc!, nr: nr! }, DEMO_CONSUMER);
-  return { departments, clients, directory };
+  const [, , , , , , , , mca] = DEMO_DEPARTMENTS.map((x) => x.code) as string[];
+  const licences = await seedDemoLicences(db, options.logger, { police: police!, market: market!, nhc: nhc!, nr: nr!, mca: mca! }, options.licence);
+  return { departments, clients, directory, licences };
 }
 
 function fileKidOf(file: string, clientId: string): string | undefined {

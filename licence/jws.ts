@@ -1,0 +1,37 @@
+import crypto, { type KeyObject } from 'node:crypto';
+
+export const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+/** ES256 compact JWS with node:crypto (jose would re-import the key on every call). */
+export function signCompactJws(header: Record<string, unknown> | string, payload: unknown, privateKey: KeyObject): string {
+  const input = `${typeof header === 'string' ? header : enc(header)}.${enc(payload)}`;
+  const sig = crypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+export interface DecodedJws {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+  signingInput: string;
+  signature: Buffer;
+}
+
+/** Splits and parses a compact JWS; null when it is not one. */
+export function decodeCompactJws(jws: string, knownHeader?: Record<string, unknown>): DecodedJws | null {
+  const a = jws.indexOf('.');
+  const b = jws.indexOf('.', a + 1);
+  if (a < 1 || b < 0 || jws.indexOf('.', b + 1) >= 0) return null;
+  try {
+    const header = knownHeader ?? (JSON.parse(Buffer.from(jws.slice(0, a), 'base64url').toString('utf8')) as unknown);
+    const payload = JSON.parse(Buffer.from(jws.slice(a + 1, b), 'base64url').toString('utf8')) as unknown;
+    if (!header || typeof header !== 'object' || Array.isArray(header) || !payload || typeof payload !== 'object' || Array.isArray(payload)) return null;
+    return { header: header as Record<string, unknown>, payload: payload as Record<string, unknown>, signingInput: jws.slice(0, b), signature: Buffer.from(jws.slice(b + 1), 'base64url') };
+  } catch {
+    return null;
+  }
+}
+
+export function verifyEs256(signingInput: string, signature: Buffer, publicKey: KeyObject): boolean {
+  if (signature.length !== 64) return false;
+  return crypto.verify('sha256', Buffer.from(signingInput), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+}

@@ -1,0 +1,130 @@
+import { and, desc, eq, ne } from 'drizzle-orm';
+import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
+import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import { HubError } from '../core/errors.ts';
+import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
+import type { GrantChecker } from '../directory/access.ts';
+import { licenceNotFound } from './errors.ts';
+import { findAuthorisation } from './holder.ts';
+import type { LicenceRow } from './issue.ts';
+import { licences, licenceUses, licenceUseNotices } from './schema.ts';
+
+export interface PurposeInput {
+  itemCode: string;
+  caseId?: string | null;
+  operator?: string | null;
+  withholdBasis?: string | null;
+}
+
+export interface LicenceReadPorts {
+  grants: GrantChecker;
+  audit: AuditWriter;
+  auditIds: string[];
+}
+type Ctx = HubContext & LicenceReadPorts;
+
+/** The 信息项 of the licence base resource a Licence field falls under. */
+export const LICENCE_RESOURCE_FIELDS = ['identifier', 'typeCode', 'number', 'holderName', 'holderCode', 'issuerName', 'validUntil', 'status', 'face'] as const;
+
+function holderCodeProblem(code: string): HubError | null {
+  if (!idNumberProblem(code) || !usccProblem(code)) return null;
+  return /^\d{17}[\dXx]$/.test(code)
+    ? new HubError('INVALID_ID_NUMBER', `${maskIdNumber(code)} is not a valid 公民身份号码`, { field: 'holderCode' })
+    : new HubError('INVALID_USCC', `${code} is neither a valid 统一社会信用代码 nor 公民身份号码`, { field: 'holderCode' });
+}
+
+/**
+ * licences(holderCode, purpose, typeCode) for approval systems: checks in the contract's order (INVALID_ID_NUMBER /
+ * INVALID_USCC, FORBIDDEN, PURPOSE_REQUIRED, GRANT_MISSING), allowed by a grant on the licence base resource for the
+ * item; every refusal and read is in the audit log before anything leaves, and every licence returned is recorded
+ * as used (用证记录: who, which licence, which item and case).
+ */
+export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[] }): Promise<LicenceRow[]> {
+  const p = ctx.principal;
+  const holderCode = (req.holderCode ?? '').trim().toUpperCase();
+  const base = (extra: Partial<AuditRecord>): AuditRecord => ({
+    clientId: p.kind === 'client' ? p.clientId : null,
+    department: p.kind === 'client' ? p.department : null,
+    operator: req.purpose?.operator ?? null,
+    itemCode: req.purpose?.itemCode ?? null,
+    caseId: req.purpose?.caseId ?? null,
+    operation: 'LICENCE_READ',
+    subject: holderCode,
+    fields: req.fields,
+    requestId: ctx.requestId,
+    outcome: 'REFUSED',
+    ...extra,
+  });
+  const refuse = async (error: HubError): Promise<never> => {
+    ctx.auditIds.push(String(await ctx.audit.append(base({ reason: String(error.extensions.code) }))));
+    throw error;
+  };
+  const problem = holderCodeProblem(holderCode);
+  if (problem) await refuse(problem);
+  let principal: ClientPrincipal;
+  try {
+    principal = requireRole(ctx, 'consumer');
+  } catch (error) {
+    return refuse(error as HubError);
+  }
+  const itemCode = req.purpose?.itemCode?.trim();
+  if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
+    await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'));
+  }
+  const withholdBasis = req.purpose.withholdBasis?.trim() || null;
+  if (withholdBasis && !principal.permissions.includes('withhold')) await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'));
+  const resourceCode = await ctx.grants.baseResourceCode('LICENCE');
+  if (!resourceCode) await refuse(new HubError('GRANT_MISSING', 'no published LICENCE resource', { missing: { resource: null, fields: req.fields, itemCode } }));
+  const typeCode = req.typeCode ? req.typeCode.trim().toUpperCase() : null;
+  let authorisation: string | null = null;
+  try {
+    await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!);
+  } catch (error) {
+    // 授权用证: the holder's own authorisation of this client, item (and case, type) stands in for a grant
+    const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
+    if (!a) return refuse(error as HubError);
+    authorisation = a.id;
+  }
+  const found = await ctx.db
+    .select()
+    .from(licences)
+    .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(typeCode ? [eq(licences.typeCode, typeCode)] : [])))
+    .orderBy(desc(licences.issuedAt))
+    .limit(200);
+  const seq = await ctx.audit.append(
+    base({ resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, authorisation, identifiers: found.map((f) => f.identifier) } }),
+  );
+  ctx.auditIds.push(String(seq));
+  if (found.length) {
+    await ctx.db.insert(licenceUses).values(
+      found.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
+    );
+  }
+  return found;
+}
+
+/** The approval system's notices: licences it used that were later suspended or revoked. */
+export async function listUseNotices(ctx: HubContext, first: number) {
+  const p = requireRole(ctx, 'consumer');
+  return ctx.db
+    .select()
+    .from(licenceUseNotices)
+    .where(eq(licenceUseNotices.clientId, p.clientId))
+    .orderBy(desc(licenceUseNotices.createdAt))
+    .limit(Math.min(Math.max(first, 1), 500));
+}
+
+/** 用证记录 of one licence, for its issuer (or an admin). */
+export async function listLicenceUses(ctx: HubContext, identifier: string, first = 200) {
+  requireRole(ctx, 'issuer', 'admin', 'auditor');
+  const [row] = await ctx.db.select({ issuerCode: licences.issuerCode }).from(licences).where(eq(licences.identifier, identifier));
+  if (!row) throw licenceNotFound(identifier);
+  if (!ctx.principal.roles.includes('auditor')) requireOwnDepartment(ctx, row.issuerCode, `licence ${identifier}`);
+  return ctx.db.select().from(licenceUses).where(eq(licenceUses.identifier, identifier)).orderBy(desc(licenceUses.at)).limit(Math.min(first, 1000));
+}
+
+/** 用证记录 visible to the holder: who used the holder's licences, for which item and case. */
+export async function listMyLicenceUses(ctx: HubContext, first = 100) {
+  if (ctx.principal.kind !== 'holder') throw new HubError('FORBIDDEN', 'this needs a holder token (a citizen or company signed in)');
+  return ctx.db.select().from(licenceUses).where(eq(licenceUses.holderCode, ctx.principal.subject)).orderBy(desc(licenceUses.at)).limit(Math.min(first, 500));
+}

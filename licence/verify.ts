@@ -1,0 +1,218 @@
+import DataLoader from 'dataloader';
+import { sql } from 'drizzle-orm';
+import { rows, type Db } from '../db/index.ts';
+import { beijingDate, disclosureDigest } from './credentials.ts';
+import { identifierProblem, parseLicenceIdentifier } from './identifier.ts';
+import { effectiveStatus } from './issue.ts';
+import { decodeCompactJws, verifyEs256 } from './jws.ts';
+import type { ChainResult, LicencePki } from './pki.ts';
+import type { LicenceStatus } from './schema.ts';
+
+export const VERIFICATION_REASONS = ['SIGNATURE', 'CHAIN', 'CERT_NOT_VALID_AT_ISSUANCE', 'REVOKED', 'SUSPENDED', 'SUPERSEDED', 'EXPIRED', 'NOT_YET_VALID', 'CHECK_DIGIT', 'DISCLOSURE', 'MALFORMED'] as const;
+export type VerificationReason = (typeof VERIFICATION_REASONS)[number];
+
+/** The licence as the verifier found it on record: what its verdict rests on (the GraphQL field loads the rest). */
+export interface VerifiedLicence {
+  identifier: string;
+  version: number;
+  typeCode: string;
+  name: string;
+  number: string;
+  issuerCode: string;
+  issuerName: string;
+  issuedAt: Date;
+  validFrom: string;
+  validUntil: string | null;
+  status: LicenceStatus;
+  signerKid: string;
+}
+
+export interface LicenceVerification {
+  valid: boolean;
+  status: LicenceStatus | null;
+  reasons: VerificationReason[];
+  licence: VerifiedLicence | null;
+  /** which form was presented */
+  format: 'vc+jwt' | 'dc+sd-jwt' | null;
+  /** the disclosed claims of an SD-JWT VC (name → value), when they check */
+  disclosed?: Record<string, unknown>;
+}
+
+/** The columns a verdict needs; the rest of `licence` comes from the verified credential itself. */
+type RecordRow = {
+  identifier: string;
+  issued_ms: number;
+  valid_from: string;
+  valid_until: string | null;
+  status: LicenceStatus;
+  signer_kid: string;
+  revoked_ms: number | null;
+  fingerprint: string;
+};
+
+/** Today in Beijing, recomputed at most once a second (licence dates are Beijing dates). */
+let todayCache = { at: 0, day: '' };
+function beijingToday(now: number): string {
+  if (now - todayCache.at > 1000 || now < todayCache.at) todayCache = { at: now, day: beijingDate(new Date(now)) };
+  return todayCache.day;
+}
+
+const MAX_CREDENTIAL = 64 * 1024;
+const MAX_HEADERS = 10_000;
+
+/**
+ * verifyLicence: signature (crypto.verify with the chain's cached KeyObject), chain to the hub root (validated once
+ * per certificate, cached), certificate valid at issuance and not revoked before it, status and validity from the
+ * database on every call (records of concurrent calls share one query; nothing about a verification is cached),
+ * identifier check digit, disclosures.
+ */
+export class LicenceVerifier {
+  private readonly loader: DataLoader<string, RecordRow | null>;
+  /** protected headers by their base64url text: a department key's header (with its x5c) repeats on every licence */
+  private readonly headers = new Map<string, { header: Record<string, unknown>; chain: ChainResult }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly pki: LicencePki,
+  ) {
+    this.loader = new DataLoader<string, RecordRow | null>(
+      async (ids) => {
+        // one statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
+        const found = await rows<RecordRow>(
+          this.db,
+          sql`select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
+                     l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
+              from licences l join licence_signers s on s.kid = l.signer_kid
+              where l.identifier = any(${sql.param([...ids])}::text[])`,
+        );
+        const by = new Map(found.map((r) => [r.identifier, r]));
+        return ids.map((id) => by.get(id) ?? null);
+      },
+      { cache: false, maxBatchSize: 500, batchScheduleFn: (run) => setImmediate(run) },
+    );
+  }
+
+  async verify(credential: string, now = Date.now()): Promise<LicenceVerification> {
+    const reasons = new Set<VerificationReason>();
+    const fail = (format: LicenceVerification['format'] = null): LicenceVerification => ({ valid: false, status: null, reasons: ['MALFORMED'], licence: null, format });
+    if (typeof credential !== 'string' || credential.length === 0 || credential.length > MAX_CREDENTIAL) return fail();
+    const text = credential.trim();
+    const tilde = text.indexOf('~');
+    const sd = tilde >= 0;
+    const compact = sd ? text.slice(0, tilde) : text;
+    const format = sd ? 'dc+sd-jwt' : 'vc+jwt';
+    const dot = compact.indexOf('.');
+    const cached = dot > 0 ? this.headers.get(compact.slice(0, dot)) : undefined;
+    const jws = decodeCompactJws(compact, cached?.header);
+    if (!jws || jws.header.alg !== 'ES256' || jws.header.typ !== format) return fail(sd ? 'dc+sd-jwt' : jws ? 'vc+jwt' : null);
+    const { header, payload } = jws;
+    let chain: ChainResult;
+    if (cached) chain = cached.chain;
+    else {
+      chain = this.pki.validateChain(header.x5c);
+      if (this.headers.size >= MAX_HEADERS) this.headers.clear();
+      this.headers.set(compact.slice(0, dot), { header, chain });
+    }
+
+    // identifier and its check character
+    const subject = sd ? payload : (payload.credentialSubject as Record<string, unknown> | undefined);
+    const identifier = subject && typeof subject === 'object' ? subject.ZZBS : undefined;
+    if (typeof identifier !== 'string') return fail(format);
+    const problem = identifierProblem(identifier);
+    if (problem === 'FORMAT') return fail(format);
+    if (problem === 'CHECK_DIGIT') reasons.add('CHECK_DIGIT');
+    // the record is read while the signature is checked (concurrent calls share one query)
+    const recordLoad = this.loader.load(identifier);
+
+    // chain and signature
+    if (!chain.ok) reasons.add('CHAIN');
+    else if (!verifyEs256(jws.signingInput, jws.signature, chain.publicKey)) reasons.add('SIGNATURE');
+
+    // disclosures: each must hash to an entry of _sd, none twice
+    let disclosed: Record<string, unknown> | undefined;
+    if (sd) {
+      disclosed = {};
+      const parts = text.slice(tilde + 1).split('~');
+      const last = parts.pop(); // '' when there is no key-binding JWT
+      if (last) reasons.add('DISCLOSURE'); // key binding is not part of hub licences
+      const digests = new Set(Array.isArray(payload._sd) ? (payload._sd as unknown[]) : []);
+      const used = new Set<string>();
+      if (payload._sd_alg !== 'sha-256') reasons.add('DISCLOSURE');
+      for (const d of parts) {
+        const digest = disclosureDigest(d);
+        if (!digests.has(digest) || used.has(digest)) {
+          reasons.add('DISCLOSURE');
+          continue;
+        }
+        used.add(digest);
+        try {
+          const arr = JSON.parse(Buffer.from(d, 'base64url').toString('utf8')) as unknown;
+          if (!Array.isArray(arr) || arr.length !== 3 || typeof arr[0] !== 'string' || typeof arr[1] !== 'string') throw new Error('not a disclosure');
+          disclosed[arr[1]] = arr[2];
+        } catch {
+          reasons.add('DISCLOSURE');
+        }
+      }
+    }
+
+    // validity as the credential states it
+    const today = beijingToday(now);
+    const from = sd ? (typeof payload.nbf === 'number' ? payload.nbf * 1000 : null) : Date.parse(String(payload.validFrom));
+    const until = sd ? (typeof payload.exp === 'number' ? payload.exp * 1000 : null) : payload.validUntil ? Date.parse(String(payload.validUntil)) : null;
+    if (from !== null && !Number.isNaN(from) && now < from) reasons.add('NOT_YET_VALID');
+    if (until !== null && (Number.isNaN(until) || now > until)) reasons.add('EXPIRED');
+
+    // the record: status, and the key's certificate at the time of issuance
+    const record = await recordLoad;
+    let status: LicenceStatus | null = null;
+    if (!record) {
+      // a signature the hub holds no record of: a compromised key's forgery, or not from this hub at all
+      if (chain.ok) reasons.add(this.revokedKid(header.kid) ? 'CHAIN' : 'SIGNATURE');
+    } else {
+      status = effectiveStatus({ status: record.status, validUntil: record.valid_until }, today);
+      if (record.signer_kid !== header.kid) reasons.add('SIGNATURE');
+      if (chain.ok) {
+        if (chain.fingerprint !== record.fingerprint) reasons.add('CHAIN');
+        const issued = record.issued_ms;
+        if (issued < chain.notBefore || issued > chain.notAfter) reasons.add('CERT_NOT_VALID_AT_ISSUANCE');
+        if (record.revoked_ms !== null && record.revoked_ms <= issued) reasons.add('CHAIN');
+      }
+      if (status === 'SUSPENDED') reasons.add('SUSPENDED');
+      else if (status === 'REVOKED' || status === 'CANCELLED' || status === 'WITHDRAWN') reasons.add('REVOKED');
+      else if (status === 'SUPERSEDED') reasons.add('SUPERSEDED');
+      else if (status === 'EXPIRED') reasons.add('EXPIRED');
+      if (record.valid_from > today) reasons.add('NOT_YET_VALID');
+    }
+    return {
+      valid: reasons.size === 0,
+      status,
+      reasons: reasons.size === 0 ? [] : VERIFICATION_REASONS.filter((r) => reasons.has(r)),
+      licence: record ? recordView(identifier, record, subject as Record<string, unknown>) : null,
+      format,
+      ...(disclosed ? { disclosed } : {}),
+    };
+  }
+
+  private revokedKid(kid: unknown): boolean {
+    return typeof kid === 'string' && this.pki.isRevoked(kid);
+  }
+}
+
+/** The licence a verdict is about: its record's state, and its identity as the (verified) credential states it. */
+function recordView(identifier: string, r: RecordRow, claims: Record<string, unknown>): VerifiedLicence {
+  const parts = parseLicenceIdentifier(identifier);
+  return {
+    identifier,
+    version: parts?.version ?? 0,
+    typeCode: parts?.typeCode ?? String(claims.ZZLXDM ?? ''),
+    name: String(claims.ZZMC ?? ''),
+    number: String(claims.ZZBH ?? ''),
+    issuerCode: parts?.issuerCode ?? String(claims.ZZBFJGDM ?? ''),
+    issuerName: String(claims.ZZBFJG ?? ''),
+    issuedAt: new Date(r.issued_ms),
+    validFrom: r.valid_from,
+    validUntil: r.valid_until,
+    status: r.status,
+    signerKid: r.signer_kid,
+  };
+}
