@@ -15,6 +15,9 @@ import * as connectorsGraphql from '../connectors/graphql.ts';
 import type { ConnectorPorts } from '../connectors/graphql.ts';
 import * as directoryGraphql from '../directory/graphql.ts';
 import * as licenceGraphql from '../licence/graphql.ts';
+import * as resolutionGraphql from '../resolution/graphql.ts';
+import { licenceStore } from '../resolution/licence-source.ts';
+import type { LicenceSource } from '../resolution/resolve.ts';
 import type { LicenceRuntime } from '../licence/runtime.ts';
 import type { DirectoryPorts } from '../directory/graphql.ts';
 import type { HubContext, Principal } from '../core/context.ts';
@@ -70,7 +73,7 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral,
 });
 
-const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql, basedataGraphql, licenceGraphql];
+const rooms = [authGraphql, directoryGraphql, connectorsGraphql, auditGraphql, basedataGraphql, licenceGraphql, resolutionGraphql];
 
 export function buildSchema() {
   return createSchema<HubContext>({
@@ -159,11 +162,12 @@ function useMetrics(metrics: HubMetrics): Plugin {
 }
 
 /** Everything resolvers of every room receive. */
-export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[]; limiter: ReadLimiter; licence: LicenceRuntime };
+export type GatewayContext = HubContext & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts & { auditIds: string[]; limiter: ReadLimiter; licence: LicenceRuntime; licenceSource: LicenceSource; materialsCounter: HubMetrics['materialOutcomes'] };
 
 export function buildYoga(
   options: { db: Db; logger: Logger; metrics: HubMetrics; graphiql?: boolean; limiter: ReadLimiter; licence: LicenceRuntime } & DirectoryPorts & ConnectorPorts & AuditPorts & AuthPorts,
 ): YogaServerInstance<ServerContext, GatewayContext> {
+  const licenceSource = licenceStore(options.licence.pki);
   return createYoga<ServerContext, GatewayContext>({
     schema: buildSchema() as never,
     graphqlEndpoint: '/graphql',
@@ -172,7 +176,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter, licence: options.licence }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter, licence: options.licence, licenceSource, materialsCounter: options.metrics.materialOutcomes }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

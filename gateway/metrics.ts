@@ -7,6 +7,11 @@ export interface HubMetrics {
   httpDuration: Histogram<'route'>;
   graphqlDuration: Histogram<'operation'>;
   graphqlErrors: Counter<'code'>;
+  /**
+   * 减证便民: required materials resolved, by item and how each was settled: PROVIDED_BY_LICENCE, PROVIDED_BY_DATA,
+   * COMMITMENT (告知承诺) no longer submitted; DEFERRED (容缺) and MUST_SUBMIT still brought.
+   */
+  materialOutcomes: Counter<'item' | 'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): HubMetrics {
@@ -39,6 +44,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): HubMe
       name: 'hub_graphql_errors_total',
       help: 'GraphQL errors by extensions.code',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    materialOutcomes: new Counter({
+      name: 'hub_materials_total',
+      help: 'Required materials of resolved applications (免提交), by item and outcome',
+      labelNames: ['item', 'outcome'],
       registers: [registry],
     }),
   };

@@ -121,7 +121,9 @@ export function parseApplicant(raw: string, codeType?: SubjectCodeType | null): 
   if (idOk && usccOk) return { code, type: null, problem: null };
   if (idOk) return { code, type: 'ID_NUMBER', problem: null };
   if (usccOk) return { code, type: 'USCC', problem: null };
-  return { code, type: null, problem: /^\d{17}[\dX]$/.test(code) ? invalidId() : invalidUscc() };
+  // neither: name the one it most looks like (a real birth date makes it an ID number with a wrong check digit)
+  const idLike = idNumberProblem(code) === 'CHECK_DIGIT' || (usccProblem(code) === 'FORMAT' && /^\d{17}[\dX]$/.test(code));
+  return { code, type: null, problem: idLike ? invalidId() : invalidUscc() };
 }
 
 export interface CreditCheck {
@@ -157,6 +159,8 @@ export interface Resolution {
 interface Group {
   material: Material;
   itemCodes: string[];
+  /** each item's own code for the material */
+  codes: Map<string, string>;
 }
 
 /** Materials of several items, shared ones once: the same name, sources and tolerance make one material. */
@@ -166,8 +170,10 @@ function groupMaterials(items: ServiceItem[], byItem: Map<string, Material[]>): 
     for (const m of byItem.get(item.code) ?? []) {
       const key = JSON.stringify([m.name, m.sources, m.tolerance, m.toleranceDays, m.commitmentText]);
       const g = groups.get(key);
-      if (g) g.itemCodes.push(item.code);
-      else groups.set(key, { material: m, itemCodes: [item.code] });
+      if (g) {
+        g.itemCodes.push(item.code);
+        g.codes.set(item.code, m.code);
+      } else groups.set(key, { material: m, itemCodes: [item.code], codes: new Map([[item.code, m.code]]) });
     }
   }
   return [...groups.values()];
@@ -433,7 +439,12 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
   );
   const groups = groupMaterials(items, byItem);
   const materials: MaterialOutcome[] = [];
-  for (const g of groups) materials.push(await resolveGroup(ctx, p, { code: applicant.code, type: codeType }, g, purpose, credit, now, used));
+  const outcomeOf = new Map<string, MaterialOutcome>(); // item code + its material code → the shared outcome
+  for (const g of groups) {
+    const outcome = await resolveGroup(ctx, p, { code: applicant.code, type: codeType }, g, purpose, credit, now, used);
+    materials.push(outcome);
+    for (const [item, code] of g.codes) outcomeOf.set(`${item}\u0000${code}`, outcome);
+  }
 
   // the record of the read, committed before anything leaves the hub (fail closed)
   const auditSeq = await ctx.audit.append(
@@ -457,7 +468,12 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
     }),
   );
   ctx.auditIds.push(String(auditSeq));
-  const perItem = items.map((item) => ({ itemCode: item.code, name: item.name, materials: materials.filter((m) => m.itemCodes.includes(item.code)) }));
+  // each item lists its materials in its own order, under its own codes
+  const perItem = items.map((item) => ({
+    itemCode: item.code,
+    name: item.name,
+    materials: (byItem.get(item.code) ?? []).map((m) => ({ ...outcomeOf.get(`${item.code}\u0000${m.code}`)!, materialCode: m.code })),
+  }));
   await ctx.db.transaction(async (tx) => {
     const uses = used.licences.flatMap((l) =>
       materials
@@ -486,7 +502,8 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
       }),
     );
   });
-  for (const i of perItem) for (const m of i.materials) ctx.materialsCounter?.inc({ item: i.itemCode, outcome: m.outcome }, 1);
+  const settled = (m: MaterialOutcome) => (m.outcome !== 'WAIVABLE' ? m.outcome : m.evidence?.kind === 'COMMITMENT' ? 'COMMITMENT' : 'DEFERRED');
+  for (const i of perItem) for (const m of i.materials) ctx.materialsCounter?.inc({ item: i.itemCode, outcome: settled(m) }, 1);
 
   const resolvedAt = now.toISOString();
   const body = {

@@ -34,6 +34,7 @@ export interface TestHub {
 export interface GraphQLBody {
   data?: Record<string, unknown> | null;
   errors?: { message: string; extensions?: Record<string, unknown> }[];
+  extensions?: Record<string, unknown>;
 }
 
 export const DEPT = DEMO_DEPARTMENTS[3].code;
