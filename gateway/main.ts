@@ -77,6 +77,9 @@ function printWelcome(issuer: string, port: number, clientFile: string): void {
     curl -s ${url}/graphql -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
       -d '{"query":"{ viewer { clientId name department roles } }"}'
 
+  免提交 at once: which materials of 二手房转移登记 莫萱兰 need not bring (her demo licences), with a signed receipt:
+    {"query":"{ resolveMaterials(itemCode: \\"350100-DJ-0006\\", applicantCode: \\"350203195207237981\\", purpose: { itemCode: \\"350100-DJ-0006\\", caseId: \\"FZ-1\\" }) { materials { name outcome rejected } receipt } }"}
+
   The demo's department simulators are being pulled now (about a minute); then, with the same token:
     {"query":"{ person(idNumber: \\"350203195207237981\\", purpose: { itemCode: \\"350100-DJ-0001\\", caseId: \\"FZ-1\\" }) { name maritalStatus } }"}
   More in README.md. GraphiQL: ${url}/graphql    OAuth metadata: ${url}/.well-known/oauth-authorization-server
