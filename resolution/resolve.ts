@@ -6,7 +6,7 @@ import { inForce, type CreditEntryData } from '../basedata/credit.ts';
 import { departmentsOf, provenance } from '../basedata/provenance.ts';
 import { maskValue, type PurposeInput } from '../basedata/query.ts';
 import type { BaseRecordKind } from '../basedata/schema.ts';
-import { recordsBySubject } from '../basedata/store.ts';
+import { recordsBySubject, type BaseRecordView } from '../basedata/store.ts';
 import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
@@ -182,6 +182,14 @@ function groupMaterials(items: ServiceItem[], byItem: Map<string, Material[]>): 
 interface Used {
   licences: LicenceCandidate[];
   records: string[];
+  /** the applicant's current records by base kind, read once per resolution */
+  read: Map<BaseRecordKind, Promise<BaseRecordView[]>>;
+}
+
+function applicantRecords(ctx: Ctx, used: Used, kind: BaseRecordKind, code: string): Promise<BaseRecordView[]> {
+  let r = used.read.get(kind);
+  if (!r) used.read.set(kind, (r = recordsBySubject(ctx.db, kind, [code])));
+  return r;
 }
 
 /** A grant check for every item that needs the material: the data serves each of them. */
@@ -275,8 +283,7 @@ async function tryData(
   if (base.holder && base.holder !== applicant.type) {
     return { rejected: [{ source: 'DATA', reason: 'NOT_APPLICABLE', resourceCode, detail: `${resource.name} holds ${base.holder === 'ID_NUMBER' ? 'persons' : 'legal persons'}; the applicant is ${applicant.type === 'ID_NUMBER' ? 'a person' : 'a legal person'}` }] };
   }
-  const records = await recordsBySubject(ctx.db, base.kind, [applicant.code]);
-  const record = records[0];
+  const record = (await applicantRecords(ctx, used, base.kind, applicant.code))[0];
   if (!record) return { rejected: [{ source: 'DATA', reason: 'NO_RECORD', resourceCode, detail: `${resource.name} has no record of the applicant` }] };
   const sensitive = new Set(resource.fields.filter((f) => f.sensitive).map((f) => f.code));
   const unmasked = grant.decision.unmaskedFields;
@@ -298,7 +305,7 @@ async function creditCheck(ctx: Ctx, p: ClientPrincipal, applicantCode: string, 
     items.map((i) => i.code),
   );
   if ('error' in grant) return { ...none, reason: 'NO_GRANT' };
-  const entries = await recordsBySubject(ctx.db, 'credit', [applicantCode]);
+  const entries = await applicantRecords(ctx, used, 'credit', applicantCode);
   const current = entries.filter((e) => inForce(e.data as CreditEntryData, today));
   const itemMeasures = new Map(items.map((i) => [i.code, new Set(i.measureCodes)]));
   const blackList: Record<string, unknown>[] = [];
@@ -430,7 +437,7 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
     items.push(item!);
   }
 
-  const used: Used = { licences: [], records: [] };
+  const used: Used = { licences: [], records: [], read: new Map() };
   const today = shanghaiToday(now);
   const credit = await creditCheck(ctx, p, applicant.code, items, today, used);
   const byItem = await materialsOf(
