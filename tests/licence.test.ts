@@ -448,6 +448,21 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     expect((await fetch(`${hub.url}/status-lists/999`)).status).toBe(404);
   });
 
+  it('limits POST /verify per client address (HUB_VERIFY_RATE)', async () => {
+    const limited = await startTestHub(tdb.database, { env: { HUB_VERIFY_RATE: '2' } });
+    try {
+      const post = () => fetch(`${limited.url}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ credential: 'x.y.z' }) });
+      const statuses = [(await post()).status, (await post()).status];
+      const third = await post();
+      expect(statuses).toEqual([200, 200]);
+      expect(third.status).toBe(429);
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await third.json()).toMatchObject({ error: 'RATE_LIMITED' });
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('lists and notifies an issuer of its licences expiring within 30 days (the daily job)', async () => {
     const soon = new Date(Date.now() + 10 * 86_400_000 + 8 * 3600_000).toISOString().slice(0, 10);
     const l = await ok<Lic>(`mutation($i: IssueLicenceInput!) { issueLicence(input: $i) { ${LICENCE} } }`, nhc, {
