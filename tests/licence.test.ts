@@ -471,7 +471,12 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     const listed = await ok<{ identifier: string }[]>(`{ expiringLicences(days: 30) { identifier } }`, nhc);
     expect(listed.map((x) => x.identifier)).toContain(l.identifier);
     expect((await ok<{ identifier: string }[]>(`{ expiringLicences(days: 30) { identifier } }`, market)).map((x) => x.identifier)).not.toContain(l.identifier);
-    expect(await notifyExpiringLicences(tdb.database.db)).toBeGreaterThanOrEqual(1);
+    // the daily job of the registry: expiries, then each issuer's notice, once per licence
+    const job = JOBS['licence.expiry'];
+    expect(job.everyMs).toBe(24 * 60 * 60 * 1000);
+    const deps = { database: tdb.database, db: tdb.database.db, logger: log, masterKey: hub.services.masterKey, issuer: TEST_ISSUER };
+    expect((await job.handler(deps, {})).notified).toBeGreaterThanOrEqual(1);
+    expect((await job.handler(deps, {})).notified).toBe(0);
     expect(await notifyExpiringLicences(tdb.database.db)).toBe(0);
     const notes = await rows<{ subject_id: string }>(tdb.database.db, sql`select subject_id from notifications where department_code = ${NHC} and kind = 'LICENCE_EXPIRING'`);
     expect(notes.map((n) => n.subject_id)).toContain(l.identifier);
