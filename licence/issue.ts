@@ -394,8 +394,11 @@ export async function runPendingBatches(db: Db, ports: LicencePorts, onlyId?: st
       await db.update(licenceBatches).set({ status: 'DONE', issued: r.issued, skipped: r.skipped, errors: r.errors, finishedAt: sql`now()` }).where(eq(licenceBatches.id, claimed.id));
       issued += r.issued;
     } catch (error) {
-      // back to PENDING: the issued part is on record and is skipped when the batch runs again
-      await db.update(licenceBatches).set({ status: 'PENDING' }).where(eq(licenceBatches.id, claimed.id));
+      // the issued part is on record (and audited); the batch is marked FAILED, and the same items sent again skip it
+      await db
+        .update(licenceBatches)
+        .set({ status: 'FAILED', errors: [{ index: -1, code: 'INTERNAL_SERVER_ERROR', field: null, message: 'the batch stopped; send the same items again: those already issued are skipped' }], finishedAt: sql`now()` })
+        .where(eq(licenceBatches.id, claimed.id));
       throw error;
     }
     batches++;

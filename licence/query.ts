@@ -3,6 +3,7 @@ import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
+import type { ReadLimiter } from '../basedata/rate-limit.ts';
 import type { GrantChecker } from '../directory/access.ts';
 import { licenceNotFound } from './errors.ts';
 import { findAuthorisation } from './holder.ts';
@@ -18,6 +19,8 @@ export interface PurposeInput {
 
 export interface LicenceReadPorts {
   grants: GrantChecker;
+  /** the per-client read budget the base reads share */
+  limiter: ReadLimiter;
   audit: AuditWriter;
   auditIds: string[];
 }
@@ -84,6 +87,11 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
     const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
     if (!a) return refuse(error as HubError);
     authorisation = a.id;
+  }
+  try {
+    await ctx.limiter.consume(principal.clientId, 1);
+  } catch (error) {
+    return refuse(error as HubError);
   }
   const found = await ctx.db
     .select()

@@ -448,6 +448,21 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     expect((await fetch(`${hub.url}/status-lists/999`)).status).toBe(404);
   });
 
+  it('limits POST /verify per client address (HUB_VERIFY_RATE)', async () => {
+    const limited = await startTestHub(tdb.database, { env: { HUB_VERIFY_RATE: '2' } });
+    try {
+      const post = () => fetch(`${limited.url}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ credential: 'x.y.z' }) });
+      const statuses = [(await post()).status, (await post()).status];
+      const third = await post();
+      expect(statuses).toEqual([200, 200]);
+      expect(third.status).toBe(429);
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await third.json()).toMatchObject({ error: 'RATE_LIMITED' });
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('lists and notifies an issuer of its licences expiring within 30 days (the daily job)', async () => {
     const soon = new Date(Date.now() + 10 * 86_400_000 + 8 * 3600_000).toISOString().slice(0, 10);
     const l = await ok<Lic>(`mutation($i: IssueLicenceInput!) { issueLicence(input: $i) { ${LICENCE} } }`, nhc, {
@@ -456,7 +471,12 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     const listed = await ok<{ identifier: string }[]>(`{ expiringLicences(days: 30) { identifier } }`, nhc);
     expect(listed.map((x) => x.identifier)).toContain(l.identifier);
     expect((await ok<{ identifier: string }[]>(`{ expiringLicences(days: 30) { identifier } }`, market)).map((x) => x.identifier)).not.toContain(l.identifier);
-    expect(await notifyExpiringLicences(tdb.database.db)).toBeGreaterThanOrEqual(1);
+    // the daily job of the registry: expiries, then each issuer's notice, once per licence
+    const job = JOBS['licence.expiry'];
+    expect(job.everyMs).toBe(24 * 60 * 60 * 1000);
+    const deps = { database: tdb.database, db: tdb.database.db, logger: log, masterKey: hub.services.masterKey, issuer: TEST_ISSUER };
+    expect((await job.handler(deps, {})).notified).toBeGreaterThanOrEqual(1);
+    expect((await job.handler(deps, {})).notified).toBe(0);
     expect(await notifyExpiringLicences(tdb.database.db)).toBe(0);
     const notes = await rows<{ subject_id: string }>(tdb.database.db, sql`select subject_id from notifications where department_code = ${NHC} and kind = 'LICENCE_EXPIRING'`);
     expect(notes.map((n) => n.subject_id)).toContain(l.identifier);
