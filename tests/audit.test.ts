@@ -119,6 +119,15 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(await verify()).toMatchObject({ ok: true, entries: before + 500 });
   });
 
+  it('stores the 信息项 of an entry as they were hashed: none, an empty list, several', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const seqs = await writer.appendMany([{ ...record(1), fields: null }, { ...record(2), fields: [] }, { ...record(3), fields: ['name', 'idNumber', 'householdAddress'] }]);
+    const stored = await rows<{ fields: string[] | null }>(tdb.database.db, sql`select fields from audit_entries where seq = any(${sql.param(seqs)}::int8[]) order by seq`);
+    expect(stored.map((r) => r.fields)).toEqual([null, [], ['name', 'idNumber', 'householdAddress']]);
+    expect((await verify()).ok).toBe(true);
+    await expect(writer.append({ ...record(4), fields: ['a\u001fb'] })).rejects.toThrow(/unit separator/);
+  });
+
   it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
     const denied = async (q: string) => {
       const error = await tdb.database.db.execute(sql.raw(q)).then(() => null, (e: unknown) => e);
