@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import { sql } from 'drizzle-orm';
-import { rows, type Db } from '../db/index.ts';
+import { preparedRows, type Db } from '../db/index.ts';
 import { beijingDate, disclosureDigest } from './credentials.ts';
 import { identifierProblem, parseLicenceIdentifier } from './identifier.ts';
 import { effectiveStatus } from './issue.ts';
@@ -77,9 +77,10 @@ export class LicenceVerifier {
   ) {
     this.loader = new DataLoader<string, RecordRow | null>(
       async (ids) => {
-        // one statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
-        const found = await rows<RecordRow>(
+        // one prepared statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
+        const found = await preparedRows<RecordRow>(
           this.db,
+          'hub_licence_verdict',
           sql`select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
                      l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
               from licences l join licence_signers s on s.kid = l.signer_kid
