@@ -128,9 +128,8 @@ export async function signedFormsOf(pki: LicencePki, row: Pick<LicenceRow, 'sign
   return { credential: attachHeader(key, 'vc+jwt', row.credential), sdJwt: attachHeader(key, 'dc+sd-jwt', row.sdJwt) };
 }
 
-/** Signs both forms and makes the row to insert. */
-async function signedRow(tx: Db, ports: LicencePorts, c: LicenceClaims, serial: string, version: number, previous: string | null): Promise<typeof licences.$inferInsert> {
-  const signer = ports.pki.signingKey(await departmentSigner(tx, ports.masterKey, { code: c.issuerCode, name: c.issuerName }, c.issuedAt));
+/** The row of a licence version, both forms signed by `signer`. */
+function licenceRow(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey, serial: string, version: number, previous: string | null): typeof licences.$inferInsert {
   return {
     identifier: c.identifier,
     typeCode: c.typeCode,
@@ -147,12 +146,18 @@ async function signedRow(tx: Db, ports: LicencePorts, c: LicenceClaims, serial: 
     validUntil: c.validUntil,
     status: 'VALID',
     face: c.face,
-    ...signedForms(ports.issuer, c, signer),
+    ...signedForms(hubIssuer, c, signer),
     signerKid: signer.kid,
     statusList: c.statusList,
     statusIndex: c.statusIndex,
     previousIdentifier: previous,
   };
+}
+
+/** Signs both forms and makes the row to insert. */
+async function signedRow(tx: Db, ports: LicencePorts, c: LicenceClaims, serial: string, version: number, previous: string | null): Promise<typeof licences.$inferInsert> {
+  const signer = ports.pki.signingKey(await departmentSigner(tx, ports.masterKey, { code: c.issuerCode, name: c.issuerName }, c.issuedAt));
+  return licenceRow(ports.issuer, c, signer, serial, version, previous);
 }
 
 function auditOf(p: ClientPrincipal | { clientId: string; department: string }, requestId: string, operation: string, row: Pick<LicenceRow, 'identifier' | 'typeCode' | 'holderCode' | 'number'>, extra: Partial<AuditRecord> = {}): AuditRecord {
@@ -316,27 +321,7 @@ export async function issueBatchItems(
     const values: LicenceInsert[] = todo.map((r, i) => {
       const serial = newSerial(now);
       const c = claimsOf(r.p, issuer, serial, 1, slots[i]!, now);
-      return {
-        identifier: c.identifier,
-        typeCode: c.typeCode,
-        issuerCode: c.issuerCode,
-        issuerName: c.issuerName,
-        serial,
-        version: 1,
-        number: c.number,
-        holderName: c.holderName,
-        holderCode: c.holderCode,
-        holderCodeType: c.holderCodeType,
-        issuedAt: now,
-        validFrom: c.validFrom,
-        validUntil: c.validUntil,
-        status: 'VALID',
-        face: c.face,
-        ...signedForms(ports.issuer, c, signer),
-        signerKid: signer.kid,
-        statusList: c.statusList,
-        statusIndex: c.statusIndex,
-      };
+      return licenceRow(ports.issuer, c, signer, serial, 1, null);
     });
     const inserted = await db.transaction(async (tx) => {
       const rowsIn = await insertLicenceRows(tx, values);
