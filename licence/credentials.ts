@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { enc, signCompactJws } from './jws.ts';
+import { enc, signCompactJwsAsync } from './jws.ts';
 import type { LicenceSigningKey } from './pki.ts';
 import { statusListUri } from './status-list.ts';
 
@@ -71,7 +71,7 @@ export function protectedHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ
 }
 
 /** W3C VC 2.0 in JOSE form: the payload is the credential itself (typ vc+jwt), x5c in the header. */
-export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, metadata = gbt36903Metadata(c, key.kid)): string {
+export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, metadata = gbt36903Metadata(c, key.kid)): Promise<string> {
   const statusBase = { type: 'BitstringStatusListEntry', statusListIndex: String(c.statusIndex) };
   const revocation = statusListUri(hubIssuer, c.statusList, 'revocation');
   const suspension = statusListUri(hubIssuer, c.statusList, 'suspension');
@@ -88,7 +88,7 @@ export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSign
       { id: `${suspension}#${c.statusIndex}`, statusPurpose: 'suspension', statusListCredential: suspension, ...statusBase },
     ],
   };
-  return signCompactJws(protectedHeader(key, 'vc+jwt'), vc, key.privateKey);
+  return signCompactJwsAsync(protectedHeader(key, 'vc+jwt'), vc, key.privateKey);
 }
 
 export function vctOf(hubIssuer: string, typeCode: string): string {
@@ -104,7 +104,7 @@ export function disclosureDigest(disclosure: string): string {
  * SD-JWT VC (typ dc+sd-jwt, vct): the holder's name and code and every face field are selectively disclosable;
  * the licence's identity (type, number, identifier, issuer, dates) is not. Status: an IETF Token Status List entry.
  */
-export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, m = gbt36903Metadata(c, key.kid)): string {
+export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, m = gbt36903Metadata(c, key.kid)): Promise<string> {
   const disclosable: [string, unknown][] = [
     ['CZZT', c.holderName],
     ['CZZTDM', c.holderCode],
@@ -132,7 +132,7 @@ export function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSig
     _sd: disclosures.map(disclosureDigest).sort(),
     _sd_alg: 'sha-256',
   };
-  const jwt = signCompactJws(protectedHeader(key, 'dc+sd-jwt'), payload, key.privateKey);
+  const jwt = await signCompactJwsAsync(protectedHeader(key, 'dc+sd-jwt'), payload, key.privateKey);
   return `${jwt}~${disclosures.join('~')}~`;
 }
 

@@ -117,9 +117,10 @@ function claimsOf(p: Prepared, issuer: { code: string; name: string }, serial: s
 }
 
 /** The GB/T 36903 metadata and both signed forms of one licence version. */
-function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): { metadata: Record<string, unknown>; credential: string; sdJwt: string } {
+async function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): Promise<{ metadata: Record<string, unknown>; credential: string; sdJwt: string }> {
   const metadata = gbt36903Metadata(c, signer.kid);
-  return { metadata, credential: detachHeader(signVcJose(hubIssuer, c, signer, metadata)), sdJwt: detachHeader(signSdJwtVc(hubIssuer, c, signer, metadata)) };
+  const [credential, sdJwt] = await Promise.all([signVcJose(hubIssuer, c, signer, metadata), signSdJwtVc(hubIssuer, c, signer, metadata)]);
+  return { metadata, credential: detachHeader(credential), sdJwt: detachHeader(sdJwt) };
 }
 
 /** Both signed forms of a stored licence, their protected headers put back. */
@@ -129,7 +130,7 @@ export async function signedFormsOf(pki: LicencePki, row: Pick<LicenceRow, 'sign
 }
 
 /** The row of a licence version, both forms signed by `signer`. */
-function licenceRow(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey, serial: string, version: number, previous: string | null): typeof licences.$inferInsert {
+async function licenceRow(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey, serial: string, version: number, previous: string | null): Promise<typeof licences.$inferInsert> {
   return {
     identifier: c.identifier,
     typeCode: c.typeCode,
@@ -146,7 +147,7 @@ function licenceRow(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningK
     validUntil: c.validUntil,
     status: 'VALID',
     face: c.face,
-    ...signedForms(hubIssuer, c, signer),
+    ...(await signedForms(hubIssuer, c, signer)),
     signerKid: signer.kid,
     statusList: c.statusList,
     statusIndex: c.statusIndex,
@@ -318,11 +319,12 @@ export async function issueBatchItems(
     });
     if (todo.length === 0) return;
     const slots = await allocateStatusSlots(db, todo.length);
-    const values: LicenceInsert[] = todo.map((r, i) => {
-      const serial = newSerial(now);
-      const c = claimsOf(r.p, issuer, serial, 1, slots[i]!, now);
-      return licenceRow(ports.issuer, c, signer, serial, 1, null);
-    });
+    const values: LicenceInsert[] = await Promise.all(
+      todo.map((r, i) => {
+        const serial = newSerial(now);
+        return licenceRow(ports.issuer, claimsOf(r.p, issuer, serial, 1, slots[i]!, now), signer, serial, 1, null);
+      }),
+    );
     const inserted = await db.transaction(async (tx) => {
       const rowsIn = await insertLicenceRows(tx, values);
       await appendInTransaction(

@@ -3,10 +3,23 @@ import crypto, { type KeyObject } from 'node:crypto';
 export const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 /** ES256 compact JWS with node:crypto (jose would re-import the key on every call). */
+const signingInput = (header: Record<string, unknown> | string, payload: unknown) => `${typeof header === 'string' ? header : enc(header)}.${enc(payload)}`;
+
 export function signCompactJws(header: Record<string, unknown> | string, payload: unknown, privateKey: KeyObject): string {
-  const input = `${typeof header === 'string' ? header : enc(header)}.${enc(payload)}`;
+  const input = signingInput(header, payload);
   const sig = crypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
   return `${input}.${sig.toString('base64url')}`;
+}
+
+/**
+ * The same, signed on the libuv thread pool (crypto.sign with a callback): a batch's signatures run on every core
+ * while the main thread builds the next credentials.
+ */
+export function signCompactJwsAsync(header: Record<string, unknown> | string, payload: unknown, privateKey: KeyObject): Promise<string> {
+  const input = signingInput(header, payload);
+  return new Promise((resolve, reject) =>
+    crypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }, (error, sig) => (error ? reject(error) : resolve(`${input}.${sig.toString('base64url')}`))),
+  );
 }
 
 export interface DecodedJws {
