@@ -1,31 +1,18 @@
-import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
-import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import type { HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import DataLoader from 'dataloader';
 import type { Db } from '../db/index.ts';
-import type { GrantChecker, GrantDecision } from '../directory/access.ts';
+import type { GrantDecision } from '../directory/access.ts';
+import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
 import { recordsBySubject, type BaseRecordView } from './store.ts';
 
-/** 用途: every read of personal or company data declares what it is for. */
-export interface PurposeInput {
-  /** 事项编码 */
-  itemCode: string;
-  /** 办件编号 */
-  caseId?: string | null;
-  /** 经办人 */
-  operator?: string | null;
-  withholdBasis?: string | null;
-}
+export type { PurposeInput };
 
-export interface QueryPorts {
-  grants: GrantChecker;
+export interface QueryPorts extends PurposePorts {
   limiter: ReadLimiter;
-  audit: AuditWriter;
-  /** entry ids of this request's audited reads, returned in `extensions.auditIds` */
-  auditIds: string[];
 }
 type Ctx = HubContext & QueryPorts;
 
@@ -107,56 +94,28 @@ function codeProblem(kind: BaseRecordKind, code: string): HubError | null {
  * its audit entry committed (fail closed).
  */
 export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]> {
-  const p = ctx.principal;
-  const base = (extra: Partial<AuditRecord>): AuditRecord => ({
-    clientId: p.kind === 'client' ? p.clientId : null,
-    department: p.kind === 'client' ? p.department : null,
-    operator: req.purpose?.operator ?? null,
-    itemCode: req.purpose?.itemCode ?? null,
-    caseId: req.purpose?.caseId ?? null,
-    operation: req.operation,
-    requestId: ctx.requestId,
-    fields: req.fields,
-    outcome: 'REFUSED',
-    ...extra,
-  });
-  const refuse = async (error: HubError, subjects: string[]): Promise<never> => {
-    const ids = await ctx.audit.appendMany(subjects.map((subject) => base({ subject, reason: String(error.extensions.code) })));
-    ctx.auditIds.push(...ids.map(String));
-    throw error;
-  };
+  const read = new PurposeBoundRead(ctx, req.operation, req.purpose, req.subjects, { fields: req.fields });
   for (const s of req.subjects) {
     const problem = codeProblem(req.kind, s);
-    if (problem) await refuse(problem, req.subjects);
+    if (problem) await read.refuse(problem);
   }
-  let principal: ClientPrincipal;
-  try {
-    principal = requireRole(ctx, 'consumer');
-  } catch (error) {
-    return refuse(error as HubError, req.subjects);
-  }
-  const itemCode = req.purpose?.itemCode?.trim();
-  if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
-    await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'), req.subjects);
-  }
-  const withholdBasis = req.purpose.withholdBasis?.trim() || null;
-  if (withholdBasis && !principal.permissions.includes('withhold')) {
-    await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'), req.subjects);
-  }
+  const principal = await read.consumer();
+  const itemCode = await read.itemCode();
+  const withholdBasis = await read.withholdBasis(principal);
   const resourceCode = await ctx.grants.baseResourceCode(BASE_KIND_OF[req.kind]);
-  if (!resourceCode) await refuse(new HubError('GRANT_MISSING', `no published ${BASE_KIND_OF[req.kind]} resource`, { missing: { resource: null, fields: req.fields, itemCode } }), req.subjects);
+  if (!resourceCode) await read.refuse(new HubError('GRANT_MISSING', `no published ${BASE_KIND_OF[req.kind]} resource`, { missing: { resource: null, fields: req.fields, itemCode } }));
   let decision: GrantDecision;
   try {
-    decision = await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!);
+    decision = await ctx.grants.check(principal, resourceCode!, req.fields, itemCode);
   } catch (error) {
-    return refuse(error as HubError, req.subjects);
+    return read.refuse(error as HubError);
   }
   const unmasked = decision.unmaskedFields;
   const sensitive = new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code));
   try {
     await ctx.limiter.consume(principal.clientId, req.subjects.length);
   } catch (error) {
-    return refuse(error as HubError, req.subjects);
+    return read.refuse(error as HubError);
   }
   const asOf = req.asOf ? new Date(req.asOf) : undefined;
   if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
@@ -166,8 +125,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   const ids = await ctx.audit.appendMany(
     req.subjects.map((subject) => {
       const rec = bySubject.get(subject);
-      return base({
-        subject,
+      return read.record(subject, {
         resourceCode,
         outcome: rec ? 'RETURNED' : 'NOT_FOUND',
         reason: null,

@@ -1,28 +1,19 @@
 import { and, desc, eq, ne } from 'drizzle-orm';
-import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
-import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import type { ReadLimiter } from '../basedata/rate-limit.ts';
-import type { GrantChecker } from '../directory/access.ts';
+import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import { licenceNotFound } from './errors.ts';
 import { findAuthorisation } from './holder.ts';
 import type { LicenceRow } from './issue.ts';
 import { licences, licenceUses, licenceUseNotices } from './schema.ts';
 
-export interface PurposeInput {
-  itemCode: string;
-  caseId?: string | null;
-  operator?: string | null;
-  withholdBasis?: string | null;
-}
+export type { PurposeInput };
 
-export interface LicenceReadPorts {
-  grants: GrantChecker;
+export interface LicenceReadPorts extends PurposePorts {
   /** the per-client read budget the base reads share */
   limiter: ReadLimiter;
-  audit: AuditWriter;
-  auditIds: string[];
 }
 type Ctx = HubContext & LicenceReadPorts;
 
@@ -43,48 +34,23 @@ function holderCodeProblem(code: string): HubError | null {
  * as used (用证记录: who, which licence, which item and case).
  */
 export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[] }): Promise<LicenceRow[]> {
-  const p = ctx.principal;
   const holderCode = (req.holderCode ?? '').trim().toUpperCase();
-  const base = (extra: Partial<AuditRecord>): AuditRecord => ({
-    clientId: p.kind === 'client' ? p.clientId : null,
-    department: p.kind === 'client' ? p.department : null,
-    operator: req.purpose?.operator ?? null,
-    itemCode: req.purpose?.itemCode ?? null,
-    caseId: req.purpose?.caseId ?? null,
-    operation: 'LICENCE_READ',
-    subject: holderCode,
-    fields: req.fields,
-    requestId: ctx.requestId,
-    outcome: 'REFUSED',
-    ...extra,
-  });
-  const refuse = async (error: HubError): Promise<never> => {
-    ctx.auditIds.push(String(await ctx.audit.append(base({ reason: String(error.extensions.code) }))));
-    throw error;
-  };
+  const read = new PurposeBoundRead(ctx, 'LICENCE_READ', req.purpose, [holderCode], { fields: req.fields });
+  const refuse = (error: HubError) => read.refuse(error);
   const problem = holderCodeProblem(holderCode);
   if (problem) await refuse(problem);
-  let principal: ClientPrincipal;
-  try {
-    principal = requireRole(ctx, 'consumer');
-  } catch (error) {
-    return refuse(error as HubError);
-  }
-  const itemCode = req.purpose?.itemCode?.trim();
-  if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
-    await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'));
-  }
-  const withholdBasis = req.purpose.withholdBasis?.trim() || null;
-  if (withholdBasis && !principal.permissions.includes('withhold')) await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'));
+  const principal = await read.consumer();
+  const itemCode = await read.itemCode();
+  const withholdBasis = await read.withholdBasis(principal);
   const resourceCode = await ctx.grants.baseResourceCode('LICENCE');
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', 'no published LICENCE resource', { missing: { resource: null, fields: req.fields, itemCode } }));
   const typeCode = req.typeCode ? req.typeCode.trim().toUpperCase() : null;
   let authorisation: string | null = null;
   try {
-    await ctx.grants.check(principal, resourceCode!, req.fields, itemCode!);
+    await ctx.grants.check(principal, resourceCode!, req.fields, itemCode);
   } catch (error) {
     // 授权用证: the holder's own authorisation of this client, item (and case, type) stands in for a grant
-    const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
+    const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
     if (!a) return refuse(error as HubError);
     authorisation = a.id;
   }
@@ -100,12 +66,12 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
     .orderBy(desc(licences.issuedAt))
     .limit(200);
   const seq = await ctx.audit.append(
-    base({ resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, authorisation, identifiers: found.map((f) => f.identifier) } }),
+    read.record(holderCode, { resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, authorisation, identifiers: found.map((f) => f.identifier) } }),
   );
   ctx.auditIds.push(String(seq));
   if (found.length) {
     await ctx.db.insert(licenceUses).values(
-      found.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode: itemCode!, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
+      found.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
     );
   }
   return found;

@@ -1,18 +1,18 @@
 import crypto from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { AuditRecord, AuditWriter } from '../audit/writer.ts';
 import type { KeyRing } from '../auth/keys.ts';
 import { inForce, type CreditEntryData } from '../basedata/credit.ts';
 import { departmentsOf, provenance } from '../basedata/provenance.ts';
-import { maskValue, type PurposeInput } from '../basedata/query.ts';
+import { maskValue } from '../basedata/query.ts';
 import type { BaseRecordKind } from '../basedata/schema.ts';
 import { recordsBySubject, type BaseRecordView } from '../basedata/store.ts';
-import { requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
+import type { ClientPrincipal, HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import type { Db } from '../db/index.ts';
-import type { GrantChecker, GrantDecision } from '../directory/access.ts';
+import type { GrantDecision } from '../directory/access.ts';
 import { addWorkingDays } from '../directory/calendar.ts';
+import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import { getBundle, getServiceItem, materialsOf, type Material, type ServiceItem } from '../directory/items.ts';
 import type { MaterialSource } from '../directory/schema.ts';
 import { materialResolutions } from './schema.ts';
@@ -84,13 +84,10 @@ export interface LicenceSource {
   recordUses(db: Db, uses: { identifier: string; holderCode: string; clientId: string; department: string; itemCode: string; caseId: string | null; operator: string | null; auditSeq: number }[]): Promise<void>;
 }
 
-export interface ResolutionPorts {
-  grants: GrantChecker;
-  audit: AuditWriter;
+export interface ResolutionPorts extends PurposePorts {
   keys: KeyRing;
   issuer: string;
   licenceSource: LicenceSource;
-  auditIds: string[];
   /** 减证便民 in /metrics: materials by item and outcome */
   materialsCounter?: { inc(labels: { item: string; outcome: string }, value: number): void };
 }
@@ -390,44 +387,20 @@ export function resolveBundle(ctx: Ctx, input: ResolveInput & { bundleCode: stri
 
 async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: string; bundleCode?: string }): Promise<Resolution> {
   const now = new Date();
-  const p0 = ctx.principal;
   const applicant = parseApplicant(input.applicantCode, input.codeType);
   const purpose = input.purpose ?? ({} as PurposeInput);
-  const record = (extra: Partial<AuditRecord>): AuditRecord => ({
-    clientId: p0.kind === 'client' ? p0.clientId : null,
-    department: p0.kind === 'client' ? p0.department : null,
-    operator: purpose.operator ?? null,
-    itemCode: purpose.itemCode ?? null,
-    caseId: purpose.caseId ?? null,
-    operation: 'MATERIALS_RESOLVE',
-    subject: applicant.code,
-    requestId: ctx.requestId,
-    outcome: 'REFUSED',
-    ...extra,
-  });
-  const refuse = async (error: HubError): Promise<never> => {
-    ctx.auditIds.push(String(await ctx.audit.append(record({ reason: String(error.extensions.code), details: { ...target } }))));
-    throw error;
-  };
+  const read = new PurposeBoundRead(ctx, 'MATERIALS_RESOLVE', purpose, [applicant.code], { details: { ...target } });
+  const refuse = (error: HubError) => read.refuse(error);
   if (applicant.problem) await refuse(applicant.problem);
-  let p: ClientPrincipal;
-  try {
-    p = requireRole(ctx, 'consumer');
-  } catch (error) {
-    return refuse(error as HubError);
-  }
-  const itemCode = purpose.itemCode?.trim();
-  if (!itemCode || !(await ctx.grants.isRegisteredItem(itemCode))) {
-    await refuse(new HubError('PURPOSE_REQUIRED', itemCode ? `事项编码 ${itemCode} is not a registered service item` : 'purpose.itemCode (事项编码) is required'));
-  }
+  const p = await read.consumer();
+  const itemCode = await read.itemCode();
   const bundle = target.bundleCode ? await getBundle(ctx.db, target.bundleCode) : undefined;
   if (target.bundleCode && !bundle) await refuse(notFound(`一件事 ${target.bundleCode}`));
   const itemCodes = bundle ? bundle.itemCodes : [target.itemCode!];
-  if (!itemCodes.includes(itemCode!)) {
+  if (!itemCodes.includes(itemCode)) {
     await refuse(new HubError('PURPOSE_REQUIRED', bundle ? `purpose.itemCode ${itemCode} is not an item of ${bundle.name}` : `purpose.itemCode ${itemCode} is not the item resolved (${target.itemCode})`));
   }
-  const withholdBasis = purpose.withholdBasis?.trim() || null;
-  if (withholdBasis && !p.permissions.includes('withhold')) await refuse(new HubError('FORBIDDEN', 'withholdBasis needs the withhold permission, which this client does not hold'));
+  const withholdBasis = await read.withholdBasis(p);
   if (!applicant.type) await refuse(badInput('codeType', `${maskIdNumber(applicant.code)} is both a valid 公民身份号码 and a valid 统一社会信用代码: say which (codeType)`));
   const codeType = applicant.type!;
   const items: ServiceItem[] = [];
@@ -455,7 +428,7 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
 
   // the record of the read, committed before anything leaves the hub (fail closed)
   const auditSeq = await ctx.audit.append(
-    record({
+    read.record(applicant.code, {
       outcome: 'RETURNED',
       withholdBasis,
       details: {
