@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { archiveMonth, detachMonth, listAuditMonths, verifyArchiveFile } from '../audit/archive.ts';
 import { chainHash, GENESIS_HASH } from '../audit/chain.ts';
@@ -13,7 +12,7 @@ import { AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { MIGRATIONS_DIR, openDatabase, rows } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
-import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
+import { asOwner, createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
 import { leaf, verifyInclusion } from './helpers/rfc9162.ts';
 
@@ -25,25 +24,7 @@ describe.each(drivers())('audit partitions and archives (%s)', (driver) => {
   let tdb: TestDatabase;
   let hub: TestHub;
   let dir: string;
-  /** The database as its owner, behind the hub's back: its own connection on pg, out of the role on PGlite. */
-  const owner = async (q: string) => {
-    if (driver === 'pg') {
-      const c = new pg.Client({ connectionString: tdb.url });
-      await c.connect();
-      try {
-        await c.query(q);
-      } finally {
-        await c.end();
-      }
-      return;
-    }
-    await tdb.database.db.execute(sql`reset role`);
-    try {
-      await tdb.database.db.execute(sql.raw(q));
-    } finally {
-      await tdb.database.db.execute(sql`set role hub_app`);
-    }
-  };
+  const owner = (q: string) => asOwner(tdb, q);
   const verify = () => verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid));
   const keyFor = (kid: string) => auditPublicKey(tdb.database.db, kid);
 

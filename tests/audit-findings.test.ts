@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFindings } from '../audit/findings.ts';
@@ -6,7 +5,7 @@ import { ensurePartitions } from '../audit/months.ts';
 import { rows } from '../db/index.ts';
 import { loadWorkingCalendar } from '../directory/calendar.ts';
 import { STATE_COUNCIL_CALENDARS } from '../directory/calendar-data.ts';
-import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
+import { asOwner, createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 
 const PERSON = '11010519491231002X';
@@ -42,16 +41,7 @@ describe.each(drivers())('audit findings and export (%s)', (driver) => {
     values.push(`('2026-09-20 10:00:00+08'::timestamptz, 'client-d', 'CASE-W', 'RETURNED')`); // a make-up Sunday: working
     values.push(`('2026-10-02 10:00:00+08'::timestamptz, 'client-c', 'CASE-H', 'RETURNED')`); // 国庆
     const statement = insert.replace('%VALUES%', values.join(','));
-    if (driver === 'pg') {
-      const owner = new pg.Client({ connectionString: tdb.url });
-      await owner.connect();
-      await owner.query(statement);
-      await owner.end();
-    } else {
-      await tdb.database.db.execute(sql`reset role`);
-      await tdb.database.db.execute(sql.raw(statement));
-      await tdb.database.db.execute(sql`set role hub_app`);
-    }
+    await asOwner(tdb, statement);
   });
   afterAll(async () => {
     await hub?.close();

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { openDatabase, rows, type Db } from '../db/index.ts';
-import { createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
+import { asOwner, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
 
 import { leaf, verifyConsistency, verifyInclusion } from './helpers/rfc9162.ts';
@@ -19,33 +18,12 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
   let tdb: TestDatabase;
   let hub: TestHub;
   let auditor: string;
-  /** The database as its owner (a superuser): what an administrator could do behind the hub's back. */
-  let asOwner: (query: string) => Promise<void>;
+  const owner = (q: string) => asOwner(tdb, q);
 
   beforeAll(async () => {
     tdb = await createTestDatabase(driver);
     hub = await startTestHub(tdb.database);
     auditor = await hub.token(await hub.newClient(['auditor']));
-    if (driver === 'pg') {
-      asOwner = async (q) => {
-        const c = new pg.Client({ connectionString: tdb.url });
-        await c.connect();
-        try {
-          await c.query(q);
-        } finally {
-          await c.end();
-        }
-      };
-    } else {
-      asOwner = async (q) => {
-        await tdb.database.db.execute(sql`reset role`);
-        try {
-          await tdb.database.db.execute(sql.raw(q));
-        } finally {
-          await tdb.database.db.execute(sql`set role hub_app`);
-        }
-      };
-    }
   });
   afterAll(async () => {
     await hub?.close();
@@ -123,41 +101,41 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     const original = async (seq: number) => (await rows<Record<string, unknown>>(tdb.database.db, sql`select subject from audit_entries where seq = ${seq}`))[0]!.subject as string;
 
     const s7 = await original(7);
-    await asOwner(`update audit_entries set subject = '110105194912310021' where seq = 7`);
+    await owner(`update audit_entries set subject = '110105194912310021' where seq = 7`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: 7, kind: 'HASH' } });
-    await asOwner(`update audit_entries set subject = '${s7}' where seq = 7`);
+    await owner(`update audit_entries set subject = '${s7}' where seq = 7`);
     expect((await verify()).ok).toBe(true);
 
-    await asOwner(`create table saved_entry as select * from audit_entries where seq = 5`);
-    await asOwner(`delete from audit_entries where seq = 5`);
+    await owner(`create table saved_entry as select * from audit_entries where seq = 5`);
+    await owner(`delete from audit_entries where seq = 5`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: 5, kind: 'GAP' } });
-    await asOwner(`insert into audit_entries select * from saved_entry`);
-    await asOwner(`drop table saved_entry`);
+    await owner(`insert into audit_entries select * from saved_entry`);
+    await owner(`drop table saved_entry`);
     expect((await verify()).ok).toBe(true);
 
     // reorder: entries 3 and 4 swap places
-    await asOwner(`update audit_entries set seq = -3 where seq = 3`);
-    await asOwner(`update audit_entries set seq = 3 where seq = 4`);
-    await asOwner(`update audit_entries set seq = 4 where seq = -3`);
+    await owner(`update audit_entries set seq = -3 where seq = 3`);
+    await owner(`update audit_entries set seq = 3 where seq = 4`);
+    await owner(`update audit_entries set seq = 4 where seq = -3`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: 3, kind: 'PREV_HASH' } });
-    await asOwner(`update audit_entries set seq = -3 where seq = 3`);
-    await asOwner(`update audit_entries set seq = 3 where seq = 4`);
-    await asOwner(`update audit_entries set seq = 4 where seq = -3`);
+    await owner(`update audit_entries set seq = -3 where seq = 3`);
+    await owner(`update audit_entries set seq = 3 where seq = 4`);
+    await owner(`update audit_entries set seq = 4 where seq = -3`);
     expect((await verify()).ok).toBe(true);
 
     // an entry slipped in: another's copy at the end, chained to nothing
-    await asOwner(`insert into audit_entries select seq + 100000, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash from audit_entries where seq = 2`);
+    await owner(`insert into audit_entries select seq + 100000, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash from audit_entries where seq = 2`);
     const [{ max } = { max: 0 }] = await rows<{ max: number }>(tdb.database.db, sql`select max(seq)::int8 as max from audit_entries where seq < 100000`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: max + 1, kind: 'GAP' } });
-    await asOwner(`delete from audit_entries where seq > 100000`);
+    await owner(`delete from audit_entries where seq > 100000`);
 
     // the newest sealed entry removed: the checkpoint covers more than the log holds
     const [{ size } = { size: 0 }] = await rows<{ size: number }>(tdb.database.db, sql`select max(tree_size)::int8 as size from audit_checkpoints`);
-    await asOwner(`create table saved_last as select * from audit_entries where seq >= ${size}`);
-    await asOwner(`delete from audit_entries where seq >= ${size}`);
+    await owner(`create table saved_last as select * from audit_entries where seq >= ${size}`);
+    await owner(`delete from audit_entries where seq >= ${size}`);
     expect(await verify()).toMatchObject({ ok: false, problem: { kind: 'CHECKPOINT_BEYOND_LOG', seq: size } });
-    await asOwner(`insert into audit_entries select * from saved_last`);
-    await asOwner(`drop table saved_last`);
+    await owner(`insert into audit_entries select * from saved_last`);
+    await owner(`drop table saved_last`);
     expect((await verify()).ok).toBe(true);
   });
 
@@ -185,15 +163,8 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
 describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes', () => {
   let tdb: TestDatabase;
   let hub: TestHub;
-  const asOwner = async (q: string) => {
-    const c = new pg.Client({ connectionString: tdb.url });
-    await c.connect();
-    try {
-      await c.query(q);
-    } finally {
-      await c.end();
-    }
-  };
+  const owner = (q: string) => asOwner(tdb, q);
+
   const verify = () => verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid));
   beforeAll(async () => {
     tdb = await createTestDatabase('pg');
@@ -211,11 +182,11 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     const good = spawnSync(process.execPath, ['cli/bin.js', 'audit', 'verify'], { env, encoding: 'utf8', timeout: 60_000 });
     expect(good.status).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({ ok: true, problem: null });
-    await asOwner(`update audit_entries set reason = 'edited' where seq = 11`);
+    await owner(`update audit_entries set reason = 'edited' where seq = 11`);
     const bad = spawnSync(process.execPath, ['cli/bin.js', 'audit', 'verify'], { env, encoding: 'utf8', timeout: 60_000 });
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, problem: { seq: 11, kind: 'HASH', message: 'entry 11 was altered: its content does not give its hash' } });
-    await asOwner(`update audit_entries set reason = null where seq = 11`);
+    await owner(`update audit_entries set reason = null where seq = 11`);
   });
 
   it('keeps one valid chain when two processes\' writers append at once', async () => {

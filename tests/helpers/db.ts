@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../db/index.ts';
@@ -66,4 +67,27 @@ export function drivers(): DriverName[] {
 
 export function createTestDatabase(driver: DriverName): Promise<TestDatabase> {
   return driver === 'pg' ? createPgDatabase() : createPgliteDatabase();
+}
+
+/**
+ * Runs SQL as the database's owner (a superuser), behind the hub's back: what an administrator could do. On
+ * PostgreSQL a connection of its own (the hub's pool works as hub_app from the start); on PGlite, out of the role.
+ */
+export async function asOwner(t: TestDatabase, query: string): Promise<void> {
+  if (t.url) {
+    const c = new pg.Client({ connectionString: t.url });
+    await c.connect();
+    try {
+      await c.query(query);
+    } finally {
+      await c.end();
+    }
+    return;
+  }
+  await t.database.db.execute(sql`reset role`);
+  try {
+    await t.database.db.execute(sql.raw(query));
+  } finally {
+    await t.database.db.execute(sql`set role hub_app`);
+  }
 }
