@@ -1,10 +1,10 @@
 import { sql } from 'drizzle-orm';
 import { badInput } from '../core/errors.ts';
+import { SHANGHAI_OFFSET_MS } from '../core/time.ts';
 import { rows, type Db } from '../db/index.ts';
 
-/** China keeps one offset all year (no daylight saving): a month of the log runs from 00:00 +08:00 on its first day. */
-const SHANGHAI_OFFSET_MS = 8 * 3600 * 1000;
 
+/** A month of the log runs from 00:00 +08:00 on its first day. */
 export interface AuditMonth {
   /** YYYY-MM */
   month: string;

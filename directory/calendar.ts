@@ -1,4 +1,5 @@
 import { asc, between, eq, sql } from 'drizzle-orm';
+import { SHANGHAI_OFFSET_MS } from '../core/time.ts';
 import { badInput } from '../core/errors.ts';
 import type { Db } from '../db/index.ts';
 import { calendarYears, workingCalendar } from './schema.ts';
@@ -27,7 +28,6 @@ export interface DueDate {
   provisional: boolean;
 }
 
-const SHANGHAI_OFFSET_MS = 8 * 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Far beyond any statutory time limit; bounds the counting loop against a typo such as 1e9. */
 const MAX_WORKING_DAYS = 1000;

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation } from '../core/errors.ts';
+import { shanghaiDate } from '../core/time.ts';
 import { notify } from '../db/index.ts';
 import { RESOURCES_CHANNEL, validateResourceInput, type Resource, type ResourceFieldInput, type ResourceInput, type ResourceStatus } from './resources.ts';
 import { departments, resources, type ResourceField } from './schema.ts';
@@ -119,9 +120,8 @@ const CYCLE_FROM_ZH = reverse(CYCLE_ZH);
 
 const lookup = <T extends string>(map: Record<string, T>, key: string | null): T | null => (key !== null && Object.hasOwn(map, key) ? map[key]! : null);
 
-const SHANGHAI_OFFSET_MS = 8 * 3600_000;
 /** The Asia/Shanghai calendar date of an instant (China keeps no summer time, so a fixed +08:00 is exact). */
-const shanghaiDate = (at: Date | null): string | null => (at ? new Date(at.getTime() + SHANGHAI_OFFSET_MS).toISOString().slice(0, 10) : null);
+const dateOf = (at: Date | null): string | null => (at ? shanghaiDate(at) : null);
 
 // ——— Export ———
 
@@ -160,12 +160,12 @@ function toGbt(r: Row): GbtResource {
     开放属性: { 是否向社会开放: r.openType === 'NONE' ? '否' : '是', 开放条件: r.openCondition, 开放类型: OPEN_ZH[r.openType] },
     // A cycle outside the code list (none today: validateResourceInput refuses them) is passed on rather than lost.
     更新周期: r.updateCycle === null ? null : (lookup(CYCLE_ZH, r.updateCycle) ?? r.updateCycle),
-    发布日期: shanghaiDate(r.publishedAt),
+    发布日期: dateOf(r.publishedAt),
     关联资源代码: r.relatedCodes,
     基础库类型: r.baseKind,
     版本: r.version,
     状态: r.status,
-    停用日期: shanghaiDate(r.retiredAt),
+    停用日期: dateOf(r.retiredAt),
     停用原因: r.retiredReason,
   };
 }
@@ -190,7 +190,7 @@ function toDcat(r: Row): Record<string, unknown> {
   if (r.summary) dataset['dct:description'] = zh(r.summary);
   const frequency = lookup(FREQUENCY, r.updateCycle);
   if (frequency) dataset['dct:accrualPeriodicity'] = { '@id': EU_FREQUENCY + frequency };
-  const issued = shanghaiDate(r.publishedAt);
+  const issued = dateOf(r.publishedAt);
   if (issued) dataset['dct:issued'] = { '@value': issued, '@type': 'xsd:date' };
   return dataset;
 }
@@ -271,7 +271,7 @@ function parseDate(value: string | null, field: string, label: string): Date | n
   if (value === null) return null;
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value.trim());
   const at = m ? new Date(`${m[1]}-${m[2]}-${m[3]}T00:00:00+08:00`) : null;
-  if (!at || Number.isNaN(at.getTime()) || shanghaiDate(at) !== value.trim()) throw badInput(field, `${label} must be a date YYYY-MM-DD (got "${value}")`);
+  if (!at || Number.isNaN(at.getTime()) || dateOf(at) !== value.trim()) throw badInput(field, `${label} must be a date YYYY-MM-DD (got "${value}")`);
   return at;
 }
 

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { enc, signCompactJwsAsync } from './jws.ts';
+import { shanghaiDate } from '../core/time.ts';
 import type { LicenceSigningKey } from './pki.ts';
 import { statusListUri } from './status-list.ts';
 
@@ -35,7 +36,7 @@ export function gbt36903Metadata(c: LicenceClaims, signerKid: string): Record<st
     ZZBS: c.identifier,
     ZZBFJG: c.issuerName,
     ZZBFJGDM: c.issuerCode,
-    ZZBFRQ: beijingDate(c.issuedAt),
+    ZZBFRQ: shanghaiDate(c.issuedAt),
     CZZT: c.holderName,
     CZZTDM: c.holderCode,
     CZZTDMLX: HOLDER_CODE_TYPE_GBT[c.holderCodeType],
@@ -43,11 +44,6 @@ export function gbt36903Metadata(c: LicenceClaims, signerKid: string): Record<st
     ZZYXQJZRQ: c.validUntil ?? '长期',
     QZ: { signer: signerKid, time: c.issuedAt.toISOString() },
   };
-}
-
-/** The calendar date in Asia/Shanghai (licence dates are Beijing dates). */
-export function beijingDate(d: Date): string {
-  return new Date(d.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);
 }
 
 export const dayStart = (date: string) => `${date}T00:00:00+08:00`;

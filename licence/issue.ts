@@ -7,7 +7,8 @@ import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import { rows, type Db } from '../db/index.ts';
 import { getDepartment } from '../directory/departments.ts';
 import { addNotification } from '../directory/notifications.ts';
-import { attachHeader, beijingDate, detachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
+import { attachHeader, detachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
+import { shanghaiDate } from '../core/time.ts';
 import { licenceNotFound, statusConflict } from './errors.ts';
 import { makeLicenceIdentifier } from './identifier.ts';
 import { departmentSigner, type LicencePki, type LicenceSigningKey } from './pki.ts';
@@ -39,7 +40,7 @@ export interface IssueLicenceInput {
 export type RevocationKind = 'REVOKED' | 'CANCELLED' | 'WITHDRAWN';
 
 /** The status a verifier should see today: a VALID or SUSPENDED licence past its validUntil has expired. */
-export function effectiveStatus(row: Pick<LicenceRow, 'status' | 'validUntil'>, today = beijingDate(new Date())): LicenceStatus {
+export function effectiveStatus(row: Pick<LicenceRow, 'status' | 'validUntil'>, today = shanghaiDate(new Date())): LicenceStatus {
   if ((row.status === 'VALID' || row.status === 'SUSPENDED') && row.validUntil && row.validUntil < today) return 'EXPIRED';
   return row.status;
 }
@@ -49,7 +50,7 @@ const SERIAL_CHARS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 /** 流水号: the year and 10 random characters of 0-9A-Z (about 2^51 per year: collisions are refused by the unique identifier). */
 function newSerial(now: Date): string {
   const bytes = crypto.randomBytes(10);
-  let s = beijingDate(now).slice(0, 4);
+  let s = shanghaiDate(now).slice(0, 4);
   for (const b of bytes) s += SERIAL_CHARS[b % 36];
   return s;
 }
@@ -87,7 +88,7 @@ function prepare(type: LicenceType, input: IssueLicenceInput, now: Date, prefix 
   if (!number || number.length > 100) throw badInput(`${prefix}number`, '证照编号 is required (at most 100 characters)');
   const holderName = typeof input.holderName === 'string' ? input.holderName.trim() : '';
   if (!holderName || holderName.length > 200) throw badInput(`${prefix}holderName`, '持证主体 is required (at most 200 characters)');
-  const validFrom = input.validFrom ?? beijingDate(now);
+  const validFrom = input.validFrom ?? shanghaiDate(now);
   if (!isRealDate(validFrom)) throw badInput(`${prefix}validFrom`, 'validFrom is a date (YYYY-MM-DD)');
   const validUntil = input.validUntil ?? (type.validityYears ? addYears(validFrom, type.validityYears) : null);
   if (validUntil !== null && !isRealDate(validUntil)) throw badInput(`${prefix}validUntil`, 'validUntil is a date (YYYY-MM-DD)');
@@ -540,7 +541,7 @@ export function renewLicence(ctx: HubContext, ports: LicencePorts, identifier: s
  * 失效: licences past their validUntil become EXPIRED (the daily job), each recorded in the audit log with the
  * hub as the actor, and their status lists updated.
  */
-export async function expireLicences(db: Db, today = beijingDate(new Date())): Promise<number> {
+export async function expireLicences(db: Db, today = shanghaiDate(new Date())): Promise<number> {
   return db.transaction(async (tx) => {
     const due = await tx
       .select()
@@ -557,7 +558,7 @@ export async function expireLicences(db: Db, today = beijingDate(new Date())): P
 }
 
 /** Licences of an issuer that expire within `days` (for the issuer's list and the daily notice). */
-export async function expiringLicences(db: Db, issuerCode: string | null, days: number, today = beijingDate(new Date())): Promise<LicenceRow[]> {
+export async function expiringLicences(db: Db, issuerCode: string | null, days: number, today = shanghaiDate(new Date())): Promise<LicenceRow[]> {
   const until = new Date(Date.parse(`${today}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
   return db
     .select()

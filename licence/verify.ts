@@ -1,7 +1,8 @@
 import DataLoader from 'dataloader';
 import { sql } from 'drizzle-orm';
 import { preparedRows, type Db } from '../db/index.ts';
-import { beijingDate, disclosureDigest } from './credentials.ts';
+import { disclosureDigest } from './credentials.ts';
+import { shanghaiDate } from '../core/time.ts';
 import { identifierProblem, parseLicenceIdentifier } from './identifier.ts';
 import { effectiveStatus } from './issue.ts';
 import { decodeCompactJws, verifyEs256 } from './jws.ts';
@@ -53,7 +54,7 @@ type RecordRow = {
 /** Today in Beijing, recomputed at most once a second (licence dates are Beijing dates). */
 let todayCache = { at: 0, day: '' };
 function beijingToday(now: number): string {
-  if (now - todayCache.at > 1000 || now < todayCache.at) todayCache = { at: now, day: beijingDate(new Date(now)) };
+  if (now - todayCache.at > 1000 || now < todayCache.at) todayCache = { at: now, day: shanghaiDate(new Date(now)) };
   return todayCache.day;
 }
 

@@ -9,6 +9,7 @@ import { recordsBySubject, type BaseRecordView } from '../basedata/store.ts';
 import type { ClientPrincipal, HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
+import { shanghaiDate } from '../core/time.ts';
 import type { Db } from '../db/index.ts';
 import type { GrantDecision } from '../directory/access.ts';
 import { addWorkingDays } from '../directory/calendar.ts';
@@ -100,8 +101,6 @@ const CREDIT_FIELDS = ['blackList', 'redList', 'measures'];
 export const FAST_TRACK_MEASURE = 'JL-0101';
 export const FAST_TRACK_DAYS = 10;
 export const RECEIPT_TYP = 'materials-receipt+jwt';
-
-const shanghaiToday = (now: Date) => new Date(now.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);
 
 /**
  * The applicant: a 公民身份号码 or a 统一社会信用代码, by its check characters. A code that passes both checks
@@ -354,10 +353,9 @@ async function waiver(ctx: Ctx, m: Material, g: Group, credit: CreditCheck, now:
   return { outcome: 'MUST_SUBMIT', evidence: null, rejected: [] };
 }
 
-async function resolveGroup(ctx: Ctx, p: ClientPrincipal, applicant: { code: string; type: SubjectCodeType }, g: Group, purpose: PurposeInput, credit: CreditCheck, now: Date, used: Used): Promise<MaterialOutcome> {
+async function resolveGroup(ctx: Ctx, p: ClientPrincipal, applicant: { code: string; type: SubjectCodeType }, g: Group, purpose: PurposeInput, credit: CreditCheck, now: Date, today: string, used: Used): Promise<MaterialOutcome> {
   const m = g.material;
   const rejected: Rejection[] = [];
-  const today = shanghaiToday(now);
   const out = (outcome: OutcomeKind, evidence: Record<string, unknown> | null, more: Rejection[] = []): MaterialOutcome => ({ materialCode: m.code, name: m.name, outcome, evidence, rejected: [...rejected, ...more], itemCodes: g.itemCodes });
   for (const source of m.sources) {
     if (source.kind === 'SUBMIT') break;
@@ -411,7 +409,7 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
   }
 
   const used: Used = { licences: [], records: [], read: new Map() };
-  const today = shanghaiToday(now);
+  const today = shanghaiDate(now);
   const credit = await creditCheck(ctx, p, applicant.code, items, today, used);
   const byItem = await materialsOf(
     ctx.db,
@@ -421,7 +419,7 @@ async function resolve(ctx: Ctx, input: ResolveInput, target: { itemCode?: strin
   const materials: MaterialOutcome[] = [];
   const outcomeOf = new Map<string, MaterialOutcome>(); // item code + its material code → the shared outcome
   for (const g of groups) {
-    const outcome = await resolveGroup(ctx, p, { code: applicant.code, type: codeType }, g, purpose, credit, now, used);
+    const outcome = await resolveGroup(ctx, p, { code: applicant.code, type: codeType }, g, purpose, credit, now, today, used);
     materials.push(outcome);
     for (const [item, code] of g.codes) outcomeOf.set(`${item}\u0000${code}`, outcome);
   }
