@@ -1,7 +1,7 @@
 import type { PurposeInput } from '../basedata/query.ts';
 import { requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
-import { resolveBundle, resolveMaterials, type Resolution, type ResolutionPorts, type SubjectCodeType } from './resolve.ts';
+import { resolveBundle, resolveMaterials, type ResolutionPorts, type SubjectCodeType } from './resolve.ts';
 import { reformStats } from './stats.ts';
 
 export type { ResolutionPorts };
@@ -101,5 +101,4 @@ export const resolvers = {
       return reformStats(ctx.db, { itemCode: a.itemCode ?? null, bundleCode: a.bundleCode ?? null, from: date(a.from, 'from'), to: date(a.to, 'to'), period: a.period ?? 'DAY' });
     },
   },
-  BundleResolution: { bundleCode: (r: Resolution) => r.bundleCode },
 };
