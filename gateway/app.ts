@@ -52,6 +52,47 @@ function bearerToken(header: string | undefined): string | null {
   return header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
 }
 
+/**
+ * The body of a GraphQL POST, read here rather than by yoga (whose fetch-API request streams, size-limiting transform
+ * stream and abort signals cost more than the lookup they carry); null when it grows past the limit, whatever
+ * Content-Length said.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(size > limit ? null : chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
+/**
+ * What the fetch-API adapter is handed as the already-read body: JSON parsed here (it then skips its own parse and
+ * stream), anything else as text for yoga to judge, with its own error for a body it cannot read.
+ */
+function parsedBody(text: string, contentType: string | undefined): unknown {
+  if (contentType?.includes('json')) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed !== null && typeof parsed === 'object' && Object.keys(parsed).length > 0) return parsed;
+    } catch {
+      // yoga answers a malformed body with its own error
+    }
+  }
+  return text;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
@@ -282,9 +323,15 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       unauthenticated(res, 'an Authorization: Bearer access token is required');
       return;
     }
-    oauth.verifyAccessToken(token).then(
-      (principal) => {
+    const body = req.method === 'GET' || req.method === 'HEAD' ? Promise.resolve(null) : readBody(req, MAX_GRAPHQL_BODY);
+    Promise.all([oauth.verifyAccessToken(token), body]).then(
+      ([principal, text]) => {
         (req as IncomingMessage & { clientId?: string }).clientId = principal.kind === 'client' ? principal.clientId : 'holder';
+        if (text === null && req.method !== 'GET' && req.method !== 'HEAD') {
+          sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
+          return;
+        }
+        if (text) (req as IncomingMessage & { body?: unknown }).body = parsedBody(text, req.headers['content-type']);
         void yoga.handle(req, res, { principal, requestId, log });
       },
       (error: unknown) => {

@@ -172,6 +172,8 @@ export function buildYoga(
     schema: buildSchema() as never,
     graphqlEndpoint: '/graphql',
     landingPage: false,
+    // the node:http layer reads the body itself and refuses one over its limit (413), before yoga sees it
+    maxRequestBodySize: false,
     graphiql: options.graphiql ?? false,
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.

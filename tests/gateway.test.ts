@@ -132,6 +132,29 @@ describe.each(drivers())('the gateway (%s)', (driver) => {
     expect(r3.body.data?.__schema).toBeTruthy();
   });
 
+  it('reads the body itself: over 1 MiB is refused (413) whatever Content-Length says; malformed JSON and GET still answered by yoga', async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const big = JSON.stringify({ query: `{ viewer { clientId } } # ${'x'.repeat(1024 * 1024)}` });
+    const declared = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: big });
+    expect(declared.status).toBe(413);
+    // chunked: no Content-Length, so only counting the bytes read finds it too large
+    const chunks = Buffer.from(big);
+    const stream = new ReadableStream({ start(c) { for (let i = 0; i < chunks.length; i += 65536) c.enqueue(chunks.subarray(i, i + 65536)); c.close(); } });
+    const chunked = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(((await chunked.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    const small = new ReadableStream({ start(c) { c.enqueue(Buffer.from(JSON.stringify({ query: '{ viewer { clientId } }' }))); c.close(); } });
+    const okChunked = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: small, duplex: 'half' } as RequestInit);
+    expect(((await okChunked.json()) as { data: { viewer: { clientId: string } } }).data.viewer.clientId).toBe(consumer.client_id);
+    const malformed = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"query": ' });
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { errors: unknown[] }).errors.length).toBeGreaterThan(0);
+    const text = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/graphql+json' }, body: JSON.stringify({ query: '{ viewer { clientId } }' }) });
+    expect(((await text.json()) as { data: { viewer: { clientId: string } } }).data.viewer.clientId).toBe(consumer.client_id);
+    const get = await fetch(`${hub.url}/graphql?query=${encodeURIComponent('{ viewer { clientId } }')}`, { headers: { ...auth, accept: 'application/json' } });
+    expect(((await get.json()) as { data: { viewer: { clientId: string } } }).data.viewer.clientId).toBe(consumer.client_id);
+  });
+
   it('requires a token for every operation, introspection included', async () => {
     const r = await hub.graphql('{ __schema { queryType { name } } }');
     expect(r.status).toBe(401);
