@@ -30,7 +30,8 @@ export interface ChainedEntry {
   details: Record<string, unknown> | null;
 }
 
-function canonical(value: unknown): string {
+/** The reference form: keys sorted at every level, absent values null, nothing else but JSON. */
+export function canonical(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
@@ -40,8 +41,48 @@ function canonical(value: unknown): string {
     .join(',')}}`;
 }
 
+/**
+ * True when JSON.stringify writes exactly what `canonical` does: plain objects whose keys are in order already, arrays,
+ * and strings, finite numbers, booleans and null, with nothing undefined, no Date or other object with toJSON.
+ */
+function stringifiesCanonically(value: unknown): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!stringifiesCanonically(value[i])) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      let previous: string | undefined;
+      for (const k in value as Record<string, unknown>) {
+        if (!Object.hasOwn(value, k)) return false;
+        if (previous !== undefined && !(previous < k)) return false;
+        if (!stringifiesCanonically((value as Record<string, unknown>)[k])) return false;
+        previous = k;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * The entry's hashed form, `canonical` of its fields in order. The writer's entries take the native JSON.stringify
+ * (the same text, tested against `canonical`); anything it would write differently goes the reference way.
+ */
 export function canonicalEntry(e: ChainedEntry): string {
-  return canonical([e.seq, e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.subject, e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId, e.details]);
+  const fixed = [e.seq, e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.subject, e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId];
+  if (!stringifiesCanonically(fixed)) return canonical([...fixed, e.details]);
+  const details = e.details === null || e.details === undefined ? 'null' : stringifiesCanonically(e.details) ? JSON.stringify(e.details) : canonical(e.details);
+  return `${JSON.stringify(fixed).slice(0, -1)},${details}]`;
 }
 
 export function chainHash(prevHash: string, e: ChainedEntry): string {

@@ -1,6 +1,6 @@
-import { desc, sql } from 'drizzle-orm';
+import { desc } from 'drizzle-orm';
 import { isUniqueViolation, sqlState } from '../core/errors.ts';
-import { advisoryXactLock, preparedRows, type Db } from '../db/index.ts';
+import { advisoryXactLock, Statement, type Db } from '../db/index.ts';
 import { chainHash, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { ensurePartitions } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -81,25 +81,61 @@ function joinFields(fields: readonly string[]): string {
   return fields.join('\u001f');
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
+/** A PostgreSQL array literal of texts, each quoted (NULL for null): what the driver would write, without its per-value work. */
+export function textArrayLiteral(values: readonly (string | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    out += v === null || v === undefined ? 'NULL' : `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+  }
+  return `${out}}`;
+}
+
 /**
- * One statement of 18 array parameters whatever the batch size (a query builder's per-value work would dominate).
- * The same statement claims the head the batch chains onto in `audit_batches`: a writer that chained onto a head
- * another process has since extended collides there (23505) and chains again.
+ * One statement of 17 array parameters whatever the batch size; every entry of a batch has the same time, given
+ * once. The same statement claims the head the batch chains onto in `audit_batches`: a writer that chained onto a
+ * head another process has since extended collides there (23505) and chains again.
  */
+const APPEND = new Statement(
+  'hub_audit_append',
+  `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz))
+   insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
+   select seq, $3::timestamptz, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
+          string_to_array(fields, chr(31)), outcome, reason, withhold_basis, request_id, details, prev_hash, hash
+   from unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+               $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::text[], $20::text[])
+     as t(seq, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)`,
+);
+
 async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void> {
-  const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
+  const col = (f: (r: (typeof rows)[number]) => string | null) => textArrayLiteral(rows.map(f));
   const first = rows[0]!;
   const last = rows.at(-1)!;
-  await preparedRows(db, 'hub_audit_append', sql`with claim as (insert into audit_batches (prev_seq, last_seq, at) values (${first.seq - 1}, ${last.seq}, ${first.at}::timestamptz))
-    insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
-    select seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
-           string_to_array(fields, chr(31)), outcome, reason, withhold_basis, request_id, details, prev_hash, hash
-    from unnest(${col((r) => r.seq)}::int8[], ${col((r) => r.at)}::timestamptz[], ${col((r) => r.clientId)}::text[], ${col((r) => r.department)}::text[],
-                ${col((r) => r.operator)}::text[], ${col((r) => r.itemCode)}::text[], ${col((r) => r.caseId)}::text[], ${col((r) => r.operation)}::text[],
-                ${col((r) => r.resourceCode)}::text[], ${col((r) => r.subject)}::text[], ${col((r) => (r.fields ? joinFields(r.fields) : null))}::text[],
-                ${col((r) => r.outcome)}::text[], ${col((r) => r.reason)}::text[], ${col((r) => r.withholdBasis)}::text[], ${col((r) => r.requestId)}::text[],
-                ${col((r) => (r.details ? JSON.stringify(r.details) : null))}::jsonb[], ${col((r) => r.prevHash)}::text[], ${col((r) => r.hash)}::text[])
-      as t(seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)`);
+  await APPEND.run(db, [
+    first.seq - 1,
+    last.seq,
+    first.at,
+    `{${rows.map((r) => r.seq).join(',')}}`,
+    col((r) => r.clientId),
+    col((r) => r.department),
+    col((r) => r.operator),
+    col((r) => r.itemCode),
+    col((r) => r.caseId),
+    col((r) => r.operation),
+    col((r) => r.resourceCode),
+    col((r) => r.subject),
+    col((r) => (r.fields ? joinFields(r.fields) : null)),
+    col((r) => r.outcome),
+    col((r) => r.reason),
+    col((r) => r.withholdBasis),
+    col((r) => r.requestId),
+    col((r) => (r.details ? JSON.stringify(r.details) : null)),
+    col((r) => r.prevHash),
+    col((r) => r.hash),
+  ]);
 }
 
 const MAX_ATTEMPTS = 20;

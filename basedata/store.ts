@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { preparedRows, rows, type Db } from '../db/index.ts';
+import { rows, Statement, type Db } from '../db/index.ts';
 import type { BaseRecordKind } from './schema.ts';
 
 /** A validated record on its way into the base data. */
@@ -104,6 +104,19 @@ function toView(r: Record<string, unknown>): BaseRecordView {
   return { ...(r as unknown as BaseRecordView), retrievedAt: new Date(r.retrievedAt as string), recordedAt: new Date(r.recordedAt as string) };
 }
 
+// updated_at is set in the statement that appends the version to the history, so it is that version's recorded_at
+// (one transaction, one now()): no join needed
+const currentBy = (column: 'key' | 'subject') =>
+  new Statement(
+    `hub_current_by_${column}`,
+    `select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
+            b.retrieved_at as "retrievedAt", b.updated_at as "recordedAt"
+     from base_records b
+     where b.kind = $1 and b.${column} = any($2::text[])`,
+  );
+/** persons and legal persons are keyed by their subject code; credit entries are found through the subject index */
+const CURRENT = { keyed: currentBy('key'), credit: currentBy('subject') };
+
 /**
  * The records of some subjects as the hub holds them now, or as it held them at `asOf` (the latest version recorded
  * at or before that instant). One query for the whole batch.
@@ -120,16 +133,7 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
             where kind = ${kind} and ${column} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
             order by key, version desc`,
       )
-    : await preparedRows(
-        db,
-        `hub_current_${kind}`,
-        // updated_at is set in the statement that appends the version to the history, so it is that version's
-        // recorded_at (one transaction, one now()): no join needed
-        sql`select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
-                   b.retrieved_at as "retrievedAt", b.updated_at as "recordedAt"
-            from base_records b
-            where b.kind = ${kind} and b.${column} = any(${sql.param(list)}::text[])`,
-      );
+    : await CURRENT[kind === 'credit' ? 'credit' : 'keyed'].run(db, [kind, list]);
   return found.map(toView);
 }
 

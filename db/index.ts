@@ -158,17 +158,35 @@ export async function rows<T extends Record<string, unknown>>(db: Db, query: SQL
 }
 
 /**
- * A hot statement as a named, server-side prepared statement on PostgreSQL: parsed and planned once per pooled
- * connection instead of on every call. Inside a transaction, and on PGlite (in process, no round trip to save), it
- * runs as it is. `name` must stand for one SQL text.
+ * A hot statement: fixed SQL text with positional parameters ($1, $2 …), a named server-side prepared statement on
+ * PostgreSQL (parsed and planned once per pooled connection, and no query builder walked per call). Inside a
+ * transaction, and on PGlite (in process, no round trip to save), it runs as an ordinary parameterised query.
  */
-export async function preparedRows<T extends Record<string, unknown>>(db: Db, name: string, query: SQL): Promise<T[]> {
-  const client = (db as unknown as { $client?: { totalCount?: unknown; query(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: T[] }> } }).$client;
-  if (client && typeof client.totalCount === 'number') {
-    const { sql: text, params } = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(query);
-    return (await client.query({ name, text, values: params })).rows;
+export class Statement<T extends Record<string, unknown>> {
+  private readonly pieces: { text: string; param: number }[] = [];
+  private readonly tail: string;
+
+  constructor(
+    readonly name: string,
+    readonly text: string,
+  ) {
+    const re = /\$(\d+)/g;
+    let last = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      this.pieces.push({ text: text.slice(last, m.index), param: Number(m[1]) - 1 });
+      last = m.index + m[0].length;
+    }
+    this.tail = text.slice(last);
   }
-  return rows<T>(db, query);
+
+  async run(db: Db, values: readonly unknown[]): Promise<T[]> {
+    const client = (db as unknown as { $client?: { totalCount?: unknown; query(q: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: T[] }> } }).$client;
+    if (client && typeof client.totalCount === 'number') return (await client.query({ name: this.name, text: this.text, values })).rows;
+    const chunks: SQL[] = [];
+    for (const p of this.pieces) chunks.push(sql.raw(p.text), sql`${sql.param(values[p.param])}`);
+    chunks.push(sql.raw(this.tail));
+    return rows<T>(db, sql.join(chunks));
+  }
 }
 
 /** Sends a NOTIFY (inside the caller's transaction when given one, so it is delivered only on commit). */

@@ -1,6 +1,5 @@
 import DataLoader from 'dataloader';
-import { sql } from 'drizzle-orm';
-import { preparedRows, type Db } from '../db/index.ts';
+import { Statement, type Db } from '../db/index.ts';
 import { disclosureDigest } from './credentials.ts';
 import { shanghaiDate } from '../core/time.ts';
 import { identifierProblem, parseLicenceIdentifier } from './identifier.ts';
@@ -67,6 +66,15 @@ const MAX_HEADERS = 10_000;
  * database on every call (records of concurrent calls share one query; nothing about a verification is cached),
  * identifier check digit, disclosures.
  */
+/** One prepared statement for every lookup of a tick; plain SQL, since a query builder's per-row work shows here. */
+const VERDICT = new Statement<RecordRow>(
+  'hub_licence_verdict',
+  `select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
+          l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
+   from licences l join licence_signers s on s.kid = l.signer_kid
+   where l.identifier = any($1::text[])`,
+);
+
 export class LicenceVerifier {
   private readonly loader: DataLoader<string, RecordRow | null>;
   /** protected headers by their base64url text: a department key's header (with its x5c) repeats on every licence */
@@ -79,14 +87,7 @@ export class LicenceVerifier {
     this.loader = new DataLoader<string, RecordRow | null>(
       async (ids) => {
         // one prepared statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
-        const found = await preparedRows<RecordRow>(
-          this.db,
-          'hub_licence_verdict',
-          sql`select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
-                     l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
-              from licences l join licence_signers s on s.kid = l.signer_kid
-              where l.identifier = any(${sql.param([...ids])}::text[])`,
-        );
+        const found = await VERDICT.run(this.db, [[...ids]]);
         const by = new Map(found.map((r) => [r.identifier, r]));
         return ids.map((id) => by.get(id) ?? null);
       },

@@ -51,6 +51,18 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     await expect(writer.append({ ...record(4), fields: ['a\u001fb'] })).rejects.toThrow(/unit separator/);
   });
 
+  it('stores texts as they were hashed, whatever they hold: quotes, backslashes, braces, commas, NULL as a word', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const odd = ['say "hi"', 'C:\\dir\\', '{a,b}', 'NULL', '', ' lead and trail ', '\u5f20\u4e09 \ud83d\ude00', 'tab\tnew\nline'];
+    const seqs = await writer.appendMany(odd.map((s, i) => ({ ...record(i), operator: s, caseId: s, reason: s, fields: s ? [s, 'x'] : ['x'], details: { s, list: [s, null] } })));
+    const stored = await rows<{ operator: string; case_id: string; reason: string; fields: string[]; details: { s: string; list: unknown[] } }>(
+      tdb.database.db,
+      sql`select operator, case_id, reason, fields, details from audit_entries where seq = any(${sql.param(seqs)}::int8[]) order by seq`,
+    );
+    expect(stored.map((r) => [r.operator, r.case_id, r.reason, r.fields, r.details])).toEqual(odd.map((s) => [s, s, s, s ? [s, 'x'] : ['x'], { s, list: [s, null] }]));
+    expect((await verify()).ok).toBe(true);
+  });
+
   it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
     const denied = async (q: string) => {
       const error = await tdb.database.db.execute(sql.raw(q)).then(() => null, (e: unknown) => e);
