@@ -84,7 +84,7 @@ function joinFields(fields: readonly string[]): string {
 const NEEDS_ESCAPE = /["\\]/;
 
 /** A PostgreSQL array literal of texts, each quoted (NULL for null): what the driver would write, without its per-value work. */
-export function textArrayLiteral(values: readonly (string | null)[]): string {
+function textArrayLiteral(values: readonly (string | null)[]): string {
   let out = '{';
   for (let i = 0; i < values.length; i++) {
     const v = values[i];

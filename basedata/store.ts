@@ -114,8 +114,7 @@ const currentBy = (column: 'key' | 'subject') =>
      from base_records b
      where b.kind = $1 and b.${column} = any($2::text[])`,
   );
-/** persons and legal persons are keyed by their subject code; credit entries are found through the subject index */
-const CURRENT = { keyed: currentBy('key'), credit: currentBy('subject') };
+const CURRENT = { key: currentBy('key'), subject: currentBy('subject') };
 
 /**
  * The records of some subjects as the hub holds them now, or as it held them at `asOf` (the latest version recorded
@@ -125,15 +124,15 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
   if (subjects.length === 0) return [];
   const list = [...subjects];
   // persons and legal persons are keyed by their subject code; credit entries are found through the subject index
-  const column = kind === 'credit' ? sql.raw('subject') : sql.raw('key');
+  const column = kind === 'credit' ? 'subject' : 'key';
   const found = asOf
     ? await rows(
         db,
         sql`select distinct on (key) ${VIEW_COLUMNS} from base_record_history
-            where kind = ${kind} and ${column} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
+            where kind = ${kind} and ${sql.raw(column)} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
             order by key, version desc`,
       )
-    : await CURRENT[kind === 'credit' ? 'credit' : 'keyed'].run(db, [kind, list]);
+    : await CURRENT[column].run(db, [kind, list]);
   return found.map(toView);
 }
 

@@ -72,7 +72,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve(size > limit ? null : chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    // past the limit the promise is settled already, and this resolve does nothing
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.once('error', reject);
   });
 }
@@ -97,6 +98,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
+}
+
+function tooLarge(res: ServerResponse): void {
+  sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
 }
 
 export function buildApp(services: HubServices, options: BuildAppOptions = {}): HubApp {
@@ -315,7 +320,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       return;
     }
     if (Number(req.headers['content-length'] ?? 0) > MAX_GRAPHQL_BODY) {
-      sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
+      tooLarge(res);
       return;
     }
     const token = bearerToken(req.headers.authorization);
@@ -323,12 +328,12 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       unauthenticated(res, 'an Authorization: Bearer access token is required');
       return;
     }
-    const body = req.method === 'GET' || req.method === 'HEAD' ? Promise.resolve(null) : readBody(req, MAX_GRAPHQL_BODY);
-    Promise.all([oauth.verifyAccessToken(token), body]).then(
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    Promise.all([oauth.verifyAccessToken(token), hasBody ? readBody(req, MAX_GRAPHQL_BODY) : null]).then(
       ([principal, text]) => {
         (req as IncomingMessage & { clientId?: string }).clientId = principal.kind === 'client' ? principal.clientId : 'holder';
-        if (text === null && req.method !== 'GET' && req.method !== 'HEAD') {
-          sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
+        if (hasBody && text === null) {
+          tooLarge(res);
           return;
         }
         if (text) (req as IncomingMessage & { body?: unknown }).body = parsedBody(text, req.headers['content-type']);

@@ -60,12 +60,6 @@ function beijingToday(now: number): string {
 const MAX_CREDENTIAL = 64 * 1024;
 const MAX_HEADERS = 10_000;
 
-/**
- * verifyLicence: signature (crypto.verify with the chain's cached KeyObject), chain to the hub root (validated once
- * per certificate, cached), certificate valid at issuance and not revoked before it, status and validity from the
- * database on every call (records of concurrent calls share one query; nothing about a verification is cached),
- * identifier check digit, disclosures.
- */
 /** One prepared statement for every lookup of a tick; plain SQL, since a query builder's per-row work shows here. */
 const VERDICT = new Statement<RecordRow>(
   'hub_licence_verdict',
@@ -75,6 +69,12 @@ const VERDICT = new Statement<RecordRow>(
    where l.identifier = any($1::text[])`,
 );
 
+/**
+ * verifyLicence: signature (crypto.verify with the chain's cached KeyObject), chain to the hub root (validated once
+ * per certificate, cached), certificate valid at issuance and not revoked before it, status and validity from the
+ * database on every call (records of concurrent calls share one query; nothing about a verification is cached),
+ * identifier check digit, disclosures.
+ */
 export class LicenceVerifier {
   private readonly loader: DataLoader<string, RecordRow | null>;
   /** protected headers by their base64url text: a department key's header (with its x5c) repeats on every licence */
@@ -86,7 +86,6 @@ export class LicenceVerifier {
   ) {
     this.loader = new DataLoader<string, RecordRow | null>(
       async (ids) => {
-        // one prepared statement for every lookup of this tick; plain SQL, since a query builder's per-row work shows here
         const found = await VERDICT.run(this.db, [[...ids]]);
         const by = new Map(found.map((r) => [r.identifier, r]));
         return ids.map((id) => by.get(id) ?? null);
