@@ -79,14 +79,28 @@ function stringifiesCanonically(value: unknown): boolean {
  * (the same text, tested against `canonical`); anything it would write differently goes the reference way.
  */
 export function canonicalEntry(e: ChainedEntry): string {
+  return entryTexts(e).canonical;
+}
+
+/**
+ * The entry's hashed form and its details as the JSON text stored (JSON.stringify's, whatever the key order: the
+ * column is jsonb, and verification recomputes the canonical form from what it reads back).
+ */
+export function entryTexts(e: ChainedEntry): { canonical: string; details: string | null } {
   const fixed = [e.seq, e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.subject, e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId];
-  if (!stringifiesCanonically(fixed)) return canonical([...fixed, e.details]);
-  const details = e.details === null || e.details === undefined ? 'null' : stringifiesCanonically(e.details) ? JSON.stringify(e.details) : canonical(e.details);
-  return `${JSON.stringify(fixed).slice(0, -1)},${details}]`;
+  const details = e.details === null || e.details === undefined ? null : JSON.stringify(e.details);
+  if (!stringifiesCanonically(fixed)) return { canonical: canonical([...fixed, e.details]), details };
+  const hashed = details === null ? 'null' : stringifiesCanonically(e.details) ? details : canonical(e.details);
+  return { canonical: `${JSON.stringify(fixed).slice(0, -1)},${hashed}]`, details };
 }
 
 export function chainHash(prevHash: string, e: ChainedEntry): string {
-  return crypto.createHash('sha256').update(prevHash, 'hex').update(canonicalEntry(e)).digest('hex');
+  return chainHashOf(prevHash, canonicalEntry(e));
+}
+
+/** SHA-256(previous hash's bytes ‖ the canonical text's UTF-8). */
+export function chainHashOf(prevHash: string, canonicalText: string): string {
+  return crypto.hash('sha256', Buffer.concat([Buffer.from(prevHash, 'hex'), Buffer.from(canonicalText)]), 'hex');
 }
 
 const LEAF = Buffer.from([0]);

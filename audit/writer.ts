@@ -1,7 +1,7 @@
 import { desc } from 'drizzle-orm';
 import { isUniqueViolation, sqlState } from '../core/errors.ts';
 import { advisoryXactLock, Statement, type Db } from '../db/index.ts';
-import { chainHash, GENESIS_HASH, type ChainedEntry } from './chain.ts';
+import { chainHashOf, entryTexts, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { ensurePartitions } from './months.ts';
 import { auditEntries } from './schema.ts';
 
@@ -37,15 +37,47 @@ async function readHead(db: Db): Promise<Head> {
   return head ? { seq: head.seq, hash: head.hash, at: head.at.getTime() } : { seq: 0, hash: GENESIS_HASH, at: 0 };
 }
 
+/** A batch chained after a head: its sequence numbers, its one time, its last hash and the statement's parameters. */
+interface ChainedBatch {
+  seqs: number[];
+  at: string;
+  lastHash: string;
+  params: unknown[];
+}
+
 /**
- * Numbers and chains records after a head; every entry of a batch has the same time, never earlier than the head's
- * (processes' clocks differ a little), so each month's partition holds one contiguous run of the chain.
+ * A list of 信息项 as one text (unit separator between them), split again by string_to_array in the statement: a
+ * 2-D array parameter cannot hold rows of different lengths, and a JSON list costs a subquery per row.
  */
-function chain(head: Head, records: readonly AuditRecord[]) {
+function joinFields(fields: readonly string[]): string {
+  // string_to_array could not give these back as they were hashed
+  if (fields.some((f) => f === '' || f.includes('\u001f'))) throw new Error('an audited field name is empty or holds the unit separator');
+  return fields.join('\u001f');
+}
+
+const NEEDS_ESCAPE = /["\\]/;
+
+/** One element of a PostgreSQL text array literal, quoted (NULL for null): what the driver would write, without its per-value work. */
+function element(v: string | null): string {
+  return v === null ? 'NULL' : `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+}
+
+/** The text columns of an entry, in the statement's order ($5 … $20 but details, which is jsonb text). */
+const TEXT_COLUMNS = 16;
+
+/**
+ * Numbers and chains records after a head, straight into the statement's array literals (no row objects); every
+ * entry of a batch has the same time, never earlier than the head's (processes' clocks differ a little), so each
+ * month's partition holds one contiguous run of the chain.
+ */
+function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   let seq = head.seq;
   let prev = head.hash;
   const at = new Date(Math.max(Date.now(), head.at)).toISOString();
-  return records.map((r) => {
+  const seqs: number[] = new Array<number>(records.length);
+  const cols: string[] = new Array<string>(TEXT_COLUMNS).fill('');
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
     const e: ChainedEntry = {
       seq: ++seq,
       at,
@@ -64,34 +96,31 @@ function chain(head: Head, records: readonly AuditRecord[]) {
       requestId: r.requestId ?? null,
       details: r.details ?? null,
     };
-    const hash = chainHash(prev, e);
-    const row = { ...e, prevHash: prev, hash };
+    const { canonical, details } = entryTexts(e);
+    const hash = chainHashOf(prev, canonical);
+    const sep = i === 0 ? '' : ',';
+    cols[0] += sep + element(e.clientId);
+    cols[1] += sep + element(e.department);
+    cols[2] += sep + element(e.operator);
+    cols[3] += sep + element(e.itemCode);
+    cols[4] += sep + element(e.caseId);
+    cols[5] += sep + element(e.operation);
+    cols[6] += sep + element(e.resourceCode);
+    cols[7] += sep + element(e.subject);
+    cols[8] += sep + element(e.fields ? joinFields(e.fields) : null);
+    cols[9] += sep + element(e.outcome);
+    cols[10] += sep + element(e.reason);
+    cols[11] += sep + element(e.withholdBasis);
+    cols[12] += sep + element(e.requestId);
+    cols[13] += sep + element(details);
+    cols[14] += sep + element(prev);
+    cols[15] += sep + element(hash);
+    seqs[i] = seq;
     prev = hash;
-    return row;
-  });
-}
-
-/**
- * A list of 信息项 as one text (unit separator between them), split again by string_to_array in the statement: a
- * 2-D array parameter cannot hold rows of different lengths, and a JSON list costs a subquery per row.
- */
-function joinFields(fields: readonly string[]): string {
-  // string_to_array could not give these back as they were hashed
-  if (fields.some((f) => f === '' || f.includes('\u001f'))) throw new Error('an audited field name is empty or holds the unit separator');
-  return fields.join('\u001f');
-}
-
-const NEEDS_ESCAPE = /["\\]/;
-
-/** A PostgreSQL array literal of texts, each quoted (NULL for null): what the driver would write, without its per-value work. */
-function textArrayLiteral(values: readonly (string | null)[]): string {
-  let out = '{';
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (i > 0) out += ',';
-    out += v === null || v === undefined ? 'NULL' : `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
   }
-  return `${out}}`;
+  const params: unknown[] = [head.seq, seq, at, `{${seqs.join(',')}}`];
+  for (const c of cols) params.push(`{${c}}`);
+  return { seqs, at, lastHash: prev, params };
 }
 
 /**
@@ -110,32 +139,8 @@ const APPEND = new Statement(
      as t(seq, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)`,
 );
 
-async function insertRows(db: Db, rows: ReturnType<typeof chain>): Promise<void> {
-  const col = (f: (r: (typeof rows)[number]) => string | null) => textArrayLiteral(rows.map(f));
-  const first = rows[0]!;
-  const last = rows.at(-1)!;
-  await APPEND.run(db, [
-    first.seq - 1,
-    last.seq,
-    first.at,
-    `{${rows.map((r) => r.seq).join(',')}}`,
-    col((r) => r.clientId),
-    col((r) => r.department),
-    col((r) => r.operator),
-    col((r) => r.itemCode),
-    col((r) => r.caseId),
-    col((r) => r.operation),
-    col((r) => r.resourceCode),
-    col((r) => r.subject),
-    col((r) => (r.fields ? joinFields(r.fields) : null)),
-    col((r) => r.outcome),
-    col((r) => r.reason),
-    col((r) => r.withholdBasis),
-    col((r) => r.requestId),
-    col((r) => (r.details ? JSON.stringify(r.details) : null)),
-    col((r) => r.prevHash),
-    col((r) => r.hash),
-  ]);
+async function insertBatch(db: Db, batch: ChainedBatch): Promise<void> {
+  await APPEND.run(db, batch.params);
 }
 
 const MAX_ATTEMPTS = 20;
@@ -155,19 +160,20 @@ export async function appendInTransaction(tx: Db, records: readonly AuditRecord[
   if (records.length === 0) return [];
   await advisoryXactLock(tx, AUDIT_LOCK); // administrative writers queue here rather than collide
   for (let attempt = 1; ; attempt++) {
-    const rows = chain(await readHead(tx), records);
+    const batch = chain(await readHead(tx), records);
     try {
-      await tx.transaction((sp) => insertRows(sp, rows));
-      return rows.map((r) => r.seq);
+      await tx.transaction((sp) => insertBatch(sp, batch));
+      return batch.seqs;
     } catch (error) {
-      if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(tx, error, rows[0]!.at)))) throw error;
+      if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(tx, error, batch.at)))) throw error;
     }
   }
 }
 
+/** The records of one caller (a read of up to 100 subjects is one), answered together. */
 interface Pending {
-  record: AuditRecord;
-  resolve: (seq: number) => void;
+  records: readonly AuditRecord[];
+  resolve: (seqs: number[]) => void;
   reject: (error: unknown) => void;
 }
 
@@ -187,27 +193,37 @@ export class AuditWriter {
     private readonly maxBatch = 2000,
   ) {}
 
-  append(record: AuditRecord): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({ record, resolve, reject });
-      if (!this.flushing) this.flushing = this.flush();
-    });
+  async append(record: AuditRecord): Promise<number> {
+    return (await this.appendMany([record]))[0]!;
   }
 
+  /** Records that share one commit (a batch never splits them), answered in order once it is durable. */
   appendMany(records: readonly AuditRecord[]): Promise<number[]> {
-    return Promise.all(records.map((r) => this.append(r)));
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise<number[]>((resolve, reject) => {
+      this.queue.push({ records, resolve, reject });
+      if (!this.flushing) this.flushing = this.flush();
+    });
   }
 
   private async flush(): Promise<void> {
     // yield once so that records appended in the same tick join this batch
     await new Promise<void>((r) => setImmediate(r));
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      // callers whole, up to maxBatch records (a caller with more goes alone)
+      let n = 0;
+      let size = 0;
+      while (n < this.queue.length && (n === 0 || size + this.queue[n]!.records.length <= this.maxBatch)) size += this.queue[n++]!.records.length;
+      const callers = this.queue.splice(0, n);
       try {
-        const seqs = await this.write(batch.map((p) => p.record));
-        batch.forEach((p, i) => p.resolve(seqs[i]!));
+        const seqs = await this.write(callers.length === 1 ? callers[0]!.records : callers.flatMap((p) => p.records));
+        let offset = 0;
+        for (const p of callers) {
+          p.resolve(seqs.slice(offset, offset + p.records.length));
+          offset += p.records.length;
+        }
       } catch (error) {
-        for (const p of batch) p.reject(error);
+        for (const p of callers) p.reject(error);
       }
     }
     this.flushing = null;
@@ -217,16 +233,16 @@ export class AuditWriter {
    * One autocommitted statement per batch (one round trip, durable on return). If another process extended the log
    * since, the insert collides on the head's claim, and the batch is chained again from the new head.
    */
-  private async write(records: AuditRecord[]): Promise<number[]> {
+  private async write(records: readonly AuditRecord[]): Promise<number[]> {
     for (let attempt = 1; ; attempt++) {
-      const rows = chain(this.head ?? (await readHead(this.db)), records);
+      const batch = chain(this.head ?? (await readHead(this.db)), records);
       try {
-        await insertRows(this.db, rows);
-        this.head = { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash, at: Date.parse(rows[0]!.at) };
-        return rows.map((r) => r.seq);
+        await insertBatch(this.db, batch);
+        this.head = { seq: batch.seqs.at(-1)!, hash: batch.lastHash, at: Date.parse(batch.at) };
+        return batch.seqs;
       } catch (error) {
         this.head = null;
-        if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(this.db, error, rows[0]!.at)))) throw error;
+        if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(this.db, error, batch.at)))) throw error;
       }
     }
   }

@@ -112,7 +112,8 @@ async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, 
 function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
   const rec = r.record?.[0];
   if (!rec) return null;
-  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: provenance(rec, r.resourceCode, depts) };
+  // provenance is built only when selected (the default resolver calls a function it finds)
+  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: () => provenance(rec, r.resourceCode, depts) };
 }
 
 function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
@@ -131,7 +132,7 @@ function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, 
     measures: [...new Set([...of('BLACK'), ...of('RED')].filter(current).flatMap((e) => (e.measures as string[] | null) ?? []))],
   };
   const newest = r.record.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
-  return { ...shape(data, fields, r.unmasked, sensitive), provenance: provenance(newest, r.resourceCode, depts) };
+  return { ...shape(data, fields, r.unmasked, sensitive), provenance: () => provenance(newest, r.resourceCode, depts) };
 }
 
 type Args<K extends string> = Record<K, string> & { purpose: PurposeInput; asOf?: string | null };

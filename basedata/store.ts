@@ -105,16 +105,24 @@ function toView(r: Record<string, unknown>): BaseRecordView {
 }
 
 // updated_at is set in the statement that appends the version to the history, so it is that version's recorded_at
-// (one transaction, one now()): no join needed
+// (one transaction, one now()): no join needed. Each row comes as one JSON text, parsed once (no per-column type
+// parsing, no date parsing: instants as epoch milliseconds, cut to the millisecond as the driver's dates are).
 const currentBy = (column: 'key' | 'subject') =>
-  new Statement(
+  new Statement<{ r: string }>(
     `hub_current_by_${column}`,
-    `select b.kind, b.key, b.subject, b.data, b.version, b.connector_id as "connectorId", b.source_id as "sourceId", b.flags,
-            b.retrieved_at as "retrievedAt", b.updated_at as "recordedAt"
+    `select json_build_array(b.key, b.subject, b.version, b.connector_id, b.source_id, b.flags,
+              floor(extract(epoch from b.retrieved_at) * 1000), floor(extract(epoch from b.updated_at) * 1000), b.data)::text as r
      from base_records b
      where b.kind = $1 and b.${column} = any($2::text[])`,
   );
 const CURRENT = { key: currentBy('key'), subject: currentBy('subject') };
+
+type CurrentRow = [string, string, number, string, string, string[], number, number, Record<string, unknown>];
+
+function currentView(kind: BaseRecordKind, text: string): BaseRecordView {
+  const [key, subject, version, connectorId, sourceId, flags, retrievedAt, recordedAt, data] = JSON.parse(text) as CurrentRow;
+  return { kind, key, subject, data, version, connectorId, sourceId, flags, retrievedAt: new Date(retrievedAt), recordedAt: new Date(recordedAt) };
+}
 
 /**
  * The records of some subjects as the hub holds them now, or as it held them at `asOf` (the latest version recorded
@@ -125,14 +133,13 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
   const list = [...subjects];
   // persons and legal persons are keyed by their subject code; credit entries are found through the subject index
   const column = kind === 'credit' ? 'subject' : 'key';
-  const found = asOf
-    ? await rows(
-        db,
-        sql`select distinct on (key) ${VIEW_COLUMNS} from base_record_history
-            where kind = ${kind} and ${sql.raw(column)} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
-            order by key, version desc`,
-      )
-    : await CURRENT[column].run(db, [kind, list]);
+  if (!asOf) return (await CURRENT[column].run(db, [kind, list])).map((row) => currentView(kind, row.r));
+  const found = await rows(
+    db,
+    sql`select distinct on (key) ${VIEW_COLUMNS} from base_record_history
+        where kind = ${kind} and ${sql.raw(column)} = any(${sql.param(list)}::text[]) and recorded_at <= ${asOf.toISOString()}::timestamptz
+        order by key, version desc`,
+  );
   return found.map(toView);
 }
 

@@ -338,20 +338,29 @@ async function lookup(): Promise<void> {
     process.stdout.write(`lookup bench: ${ids.length} different subjects of ${people}, ${CONNECTIONS} connections, ${SECONDS} s each after ${WARMUP} s warm-up, PostgreSQL synchronous_commit=${synchronous_commit}\n`);
     const baseUrl = `http://127.0.0.1:${JSON.parse(baseline.line).port}/graphql`;
     const hello = [JSON.stringify({ query: '{ hello }' })];
-    await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: WARMUP, headers: json, bodies: hello });
-    await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: WARMUP, headers: auth, bodies });
-    const b = await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: SECONDS, headers: json, bodies: hello });
-    show('baseline: yoga { hello }', b);
-    const before = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
-    const o = await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: SECONDS, headers: auth, bodies });
-    show('ours: audited person lookups', o);
-    const after = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
-    process.stdout.write(`audit entries written during the run: ${after - before} (${o.total} lookups answered)\n`);
-
+    // BENCH_PHASES=batch measures the batch phase alone (while working on it); the last line needs both
+    const phases = (process.env.BENCH_PHASES ?? 'single,batch').split(',');
+    let b: LoadResult | undefined;
+    let o: LoadResult | undefined;
+    if (phases.includes('single')) {
+      await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: WARMUP, headers: json, bodies: hello });
+      await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: WARMUP, headers: auth, bodies });
+      b = await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: SECONDS, headers: json, bodies: hello });
+      show('baseline: yoga { hello }', b);
+      const before = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
+      o = await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: SECONDS, headers: auth, bodies });
+      show('ours: audited person lookups', o);
+      const after = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
+      process.stdout.write(`audit entries written during the run: ${after - before} (${o.total} lookups answered)\n`);
+    }
     const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
     const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));
-    const batch = await loadWith({ url: `${hubBase}/graphql`, connections: 8, seconds: SECONDS, headers: auth, bodies: batches });
-    process.stdout.write(`ours, batches of 100: ${(batch.requestsPerSecond * 100).toFixed(0)} subjects/s (p50 ${batch.p50} ms, p99 ${batch.p99} ms, 8 connections, errors ${batch.errors}, non-2xx ${batch.non2xx})\n`);
+    const batchConnections = Number(process.env.BENCH_BATCH_CONNECTIONS ?? 8);
+    await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: WARMUP, headers: auth, bodies: batches });
+    const batch = await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: SECONDS, headers: auth, bodies: batches });
+    process.stdout.write(`ours, batches of 100: ${(batch.requestsPerSecond * 100).toFixed(0)} subjects/s (p50 ${batch.p50} ms, p99 ${batch.p99} ms, ${batchConnections} connections, errors ${batch.errors}, non-2xx ${batch.non2xx})\n`);
+    if (batch.non2xx > 0 || batch.errors > 0) throw new Error('the hub answered errors to batches: the figure would not be a fair one');
+    if (!o || !b) return;
     if (o.non2xx > 0 || o.errors > 0) throw new Error('the hub answered errors under load: the figure would not be a fair one');
     process.stdout.write(`lookup: ours ${o.requestsPerSecond.toFixed(0)} lookups/s (p50 ${o.p50} ms, p99 ${o.p99} ms), baseline ${b.requestsPerSecond.toFixed(0)} req/s (p50 ${b.p50} ms, p99 ${b.p99} ms), ratio ${(o.requestsPerSecond / b.requestsPerSecond).toFixed(2)}\n`);
   } finally {

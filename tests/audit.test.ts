@@ -42,6 +42,30 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(await verify()).toMatchObject({ ok: true, entries: before + 500 });
   });
 
+
+  it('keeps each caller\'s records in one commit, in order, and a caller larger than the batch goes alone', async () => {
+    const writer = new AuditWriter(tdb.database.db, 5);
+    const sizes = [3, 3, 8, 1, 2];
+    let n = 0;
+    const groups = sizes.map((k) => Array.from({ length: k }, () => record(2000 + n++)));
+    const answered = await Promise.all(groups.map((g) => writer.appendMany(g)));
+    const stored = await rows<{ seq: number; case_id: string; at: string }>(
+      tdb.database.db,
+      sql`select seq, case_id, at::text as at from audit_entries where seq = any(${sql.param(answered.flat())}::int8[]) order by seq`,
+    );
+    // each caller's sequence numbers are contiguous, answer its own records and share one commit (one time)
+    answered.forEach((seqs, i) => {
+      expect(seqs).toHaveLength(sizes[i]!);
+      expect(seqs).toEqual(Array.from({ length: sizes[i]! }, (_, k) => seqs[0]! + k));
+      const mine = stored.filter((r) => seqs.includes(Number(r.seq)));
+      expect(mine.map((r) => r.case_id)).toEqual(groups[i]!.map((r) => r.caseId));
+      expect(new Set(mine.map((r) => r.at)).size).toBe(1);
+    });
+    // batches of at most 5 unless one caller alone is larger: [3], [3], [8], [1, 2]
+    const batches = await rows<{ size: number }>(tdb.database.db, sql`select (last_seq - prev_seq)::int as size from audit_batches where last_seq > ${answered[0]![0]! - 1} order by last_seq`);
+    expect(batches.map((b) => b.size)).toEqual([3, 3, 8, 3]);
+    expect((await verify()).ok).toBe(true);
+  });
   it('stores the 信息项 of an entry as they were hashed: none, an empty list, several', async () => {
     const writer = new AuditWriter(tdb.database.db);
     const seqs = await writer.appendMany([{ ...record(1), fields: null }, { ...record(2), fields: [] }, { ...record(3), fields: ['name', 'idNumber', 'householdAddress'] }]);

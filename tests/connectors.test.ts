@@ -99,6 +99,9 @@ describe.each(drivers())('connectors from files (%s)', (driver) => {
     expect(then!.data.maritalStatus).toBe('未婚');
     const [now] = await recordsBySubject(tdb.database.db, 'population', [id5]);
     expect(now).toMatchObject({ version: 2, connectorId: 'pop-file', sourceId: 'P0000005' });
+    // the current read (one JSON text per row) gives what the history holds for that version, instants to the ms
+    expect(now).toEqual(history[1]);
+    expect(now!.recordedAt.getTime()).toBe(history[1]!.recordedAt.getTime());
   });
 
   it('reads CSV, and a full resync rewrites nothing that is unchanged', async () => {
