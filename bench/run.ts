@@ -338,7 +338,7 @@ async function lookup(): Promise<void> {
     process.stdout.write(`lookup bench: ${ids.length} different subjects of ${people}, ${CONNECTIONS} connections, ${SECONDS} s each after ${WARMUP} s warm-up, PostgreSQL synchronous_commit=${synchronous_commit}\n`);
     const baseUrl = `http://127.0.0.1:${JSON.parse(baseline.line).port}/graphql`;
     const hello = [JSON.stringify({ query: '{ hello }' })];
-    // BENCH_PHASES=batch measures the batch phase alone (while working on it); the last line needs both
+    // BENCH_PHASES=single or =batch measures one phase alone (while working on it); the last line needs both
     const phases = (process.env.BENCH_PHASES ?? 'single,batch').split(',');
     let b: LoadResult | undefined;
     let o: LoadResult | undefined;
@@ -356,6 +356,7 @@ async function lookup(): Promise<void> {
     const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
     const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));
     const batchConnections = Number(process.env.BENCH_BATCH_CONNECTIONS ?? 8);
+    if (!phases.includes('batch')) return;
     await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: WARMUP, headers: auth, bodies: batches });
     const batch = await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: SECONDS, headers: auth, bodies: batches });
     process.stdout.write(`ours, batches of 100: ${(batch.requestsPerSecond * 100).toFixed(0)} subjects/s (p50 ${batch.p50} ms, p99 ${batch.p99} ms, ${batchConnections} connections, errors ${batch.errors}, non-2xx ${batch.non2xx})\n`);
