@@ -1,6 +1,6 @@
 import { desc } from 'drizzle-orm';
 import { isUniqueViolation, sqlState } from '../core/errors.ts';
-import { advisoryXactLock, Statement, type Db } from '../db/index.ts';
+import { advisoryXactLock, arrayLiteral, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entryTexts, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { ensurePartitions } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -55,18 +55,11 @@ function joinFields(fields: readonly string[]): string {
   return fields.join('\u001f');
 }
 
-const NEEDS_ESCAPE = /["\\]/;
-
-/** One element of a PostgreSQL text array literal, quoted (NULL for null): what the driver would write, without its per-value work. */
-function element(v: string | null): string {
-  return v === null ? 'NULL' : `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
-}
-
-/** The text columns of an entry, in the statement's order ($5 … $20 but details, which is jsonb text). */
+/** The text columns of an entry, in the statement's order ($5 … $20; details is jsonb, given as its text). */
 const TEXT_COLUMNS = 16;
 
 /**
- * Numbers and chains records after a head, straight into the statement's array literals (no row objects); every
+ * Numbers and chains records after a head, straight into the statement's columns (no row objects); every
  * entry of a batch has the same time, never earlier than the head's (processes' clocks differ a little), so each
  * month's partition holds one contiguous run of the chain.
  */
@@ -75,7 +68,7 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   let prev = head.hash;
   const at = new Date(Math.max(Date.now(), head.at)).toISOString();
   const seqs: number[] = new Array<number>(records.length);
-  const cols: string[] = new Array<string>(TEXT_COLUMNS).fill('');
+  const cols: (string | null)[][] = Array.from({ length: TEXT_COLUMNS }, () => new Array<string | null>(records.length));
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const e: ChainedEntry = {
@@ -98,28 +91,27 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
     };
     const { canonical, details } = entryTexts(e);
     const hash = chainHashOf(prev, canonical);
-    const sep = i === 0 ? '' : ',';
-    cols[0] += sep + element(e.clientId);
-    cols[1] += sep + element(e.department);
-    cols[2] += sep + element(e.operator);
-    cols[3] += sep + element(e.itemCode);
-    cols[4] += sep + element(e.caseId);
-    cols[5] += sep + element(e.operation);
-    cols[6] += sep + element(e.resourceCode);
-    cols[7] += sep + element(e.subject);
-    cols[8] += sep + element(e.fields ? joinFields(e.fields) : null);
-    cols[9] += sep + element(e.outcome);
-    cols[10] += sep + element(e.reason);
-    cols[11] += sep + element(e.withholdBasis);
-    cols[12] += sep + element(e.requestId);
-    cols[13] += sep + element(details);
-    cols[14] += sep + element(prev);
-    cols[15] += sep + element(hash);
+    cols[0]![i] = e.clientId;
+    cols[1]![i] = e.department;
+    cols[2]![i] = e.operator;
+    cols[3]![i] = e.itemCode;
+    cols[4]![i] = e.caseId;
+    cols[5]![i] = e.operation;
+    cols[6]![i] = e.resourceCode;
+    cols[7]![i] = e.subject;
+    cols[8]![i] = e.fields ? joinFields(e.fields) : null;
+    cols[9]![i] = e.outcome;
+    cols[10]![i] = e.reason;
+    cols[11]![i] = e.withholdBasis;
+    cols[12]![i] = e.requestId;
+    cols[13]![i] = details;
+    cols[14]![i] = prev;
+    cols[15]![i] = hash;
     seqs[i] = seq;
     prev = hash;
   }
-  const params: unknown[] = [head.seq, seq, at, `{${seqs.join(',')}}`];
-  for (const c of cols) params.push(`{${c}}`);
+  const params: unknown[] = [head.seq, seq, at, arrayLiteral(seqs)];
+  for (const c of cols) params.push(arrayLiteral(c));
   return { seqs, at, lastHash: prev, params };
 }
 

@@ -157,6 +157,24 @@ export async function rows<T extends Record<string, unknown>>(db: Db, query: SQL
   return result.rows;
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A PostgreSQL array literal (`{"a","b",NULL}`) of texts or numbers, for an `unnest($n::text[])`-style parameter:
+ * what the driver would write, without its per-value work (texts quoted, `"` and `\` escaped, null as NULL).
+ */
+export function arrayLiteral(values: readonly (string | number | null | undefined)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (v === null || v === undefined) out += 'NULL';
+    else if (typeof v === 'number') out += String(v);
+    else out += `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+  }
+  return `${out}}`;
+}
+
 /**
  * A hot statement: fixed SQL text with positional parameters ($1, $2 …), a named server-side prepared statement on
  * PostgreSQL (parsed and planned once per pooled connection, and no query builder walked per call). Inside a

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { enc, signCompactJwsAsync } from './jws.ts';
+import { enc, signDetachedJwsAsync } from './jws.ts';
 import { shanghaiDate } from '../core/time.ts';
 import type { LicenceSigningKey } from './pki.ts';
 import { statusListUri } from './status-list.ts';
@@ -66,7 +66,10 @@ export function protectedHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ
   return h;
 }
 
-/** W3C VC 2.0 in JOSE form: the payload is the credential itself (typ vc+jwt), x5c in the header. */
+/**
+ * W3C VC 2.0 in JOSE form: the payload is the credential itself (typ vc+jwt), x5c in the header. Returned in its
+ * stored form, without the header (`attachHeader` puts it back).
+ */
 export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, metadata = gbt36903Metadata(c, key.kid)): Promise<string> {
   const statusBase = { type: 'BitstringStatusListEntry', statusListIndex: String(c.statusIndex) };
   const revocation = statusListUri(hubIssuer, c.statusList, 'revocation');
@@ -84,7 +87,7 @@ export function signVcJose(hubIssuer: string, c: LicenceClaims, key: LicenceSign
       { id: `${suspension}#${c.statusIndex}`, statusPurpose: 'suspension', statusListCredential: suspension, ...statusBase },
     ],
   };
-  return signCompactJwsAsync(protectedHeader(key, 'vc+jwt'), vc, key.privateKey);
+  return signDetachedJwsAsync(protectedHeader(key, 'vc+jwt'), vc, key);
 }
 
 export function vctOf(hubIssuer: string, typeCode: string): string {
@@ -96,9 +99,22 @@ export function disclosureDigest(disclosure: string): string {
   return crypto.createHash('sha256').update(disclosure).digest('base64url');
 }
 
+/** Disclosure salts: fresh CSPRNG bytes, drawn from a 64 KiB block (one system call per block, never handed out twice). */
+let saltBlock = Buffer.alloc(0);
+let saltAt = 0;
+function randomSalts(n: number): Buffer {
+  if (saltAt + n > saltBlock.length) {
+    saltBlock = crypto.randomBytes(Math.max(65_536, n));
+    saltAt = 0;
+  }
+  saltAt += n;
+  return saltBlock.subarray(saltAt - n, saltAt);
+}
+
 /**
  * SD-JWT VC (typ dc+sd-jwt, vct): the holder's name and code and every face field are selectively disclosable;
  * the licence's identity (type, number, identifier, issuer, dates) is not. Status: an IETF Token Status List entry.
+ * Returned in its stored form, without the header.
  */
 export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, m = gbt36903Metadata(c, key.kid)): Promise<string> {
   const disclosable: [string, unknown][] = [
@@ -106,7 +122,7 @@ export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: Lice
     ['CZZTDM', c.holderCode],
     ...Object.entries(c.face),
   ];
-  const salts = crypto.randomBytes(16 * disclosable.length);
+  const salts = randomSalts(16 * disclosable.length);
   const disclosures = disclosable.map(([name, value], i) => Buffer.from(JSON.stringify([salts.subarray(i * 16, i * 16 + 16).toString('base64url'), name, value])).toString('base64url'));
   const payload = {
     iss: `${hubIssuer}/departments/${c.issuerCode}`,
@@ -128,18 +144,14 @@ export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: Lice
     _sd: disclosures.map(disclosureDigest).sort(),
     _sd_alg: 'sha-256',
   };
-  const jwt = await signCompactJwsAsync(protectedHeader(key, 'dc+sd-jwt'), payload, key.privateKey);
-  return `${jwt}~${disclosures.join('~')}~`;
+  const jws = await signDetachedJwsAsync(protectedHeader(key, 'dc+sd-jwt'), payload, key);
+  return `${jws}~${disclosures.join('~')}~`;
 }
 
 /**
  * Stored form: a credential without its protected header. The header (alg, typ, kid, x5c) is the same on every
  * licence a key signs, so it is kept once, with the key, and put back on reading.
  */
-export function detachHeader(compact: string): string {
-  return compact.slice(compact.indexOf('.') + 1);
-}
-
 export function attachHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ: 'vc+jwt' | 'dc+sd-jwt', stored: string): string {
   return `${protectedHeader(key, typ)}.${stored}`;
 }

@@ -4,10 +4,10 @@ import { appendInTransaction, type AuditRecord } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
-import { rows, type Db } from '../db/index.ts';
+import { arrayLiteral, Statement, type Db } from '../db/index.ts';
 import { getDepartment } from '../directory/departments.ts';
 import { addNotification } from '../directory/notifications.ts';
-import { attachHeader, detachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
+import { attachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
 import { shanghaiDate } from '../core/time.ts';
 import { licenceNotFound, statusConflict } from './errors.ts';
 import { makeLicenceIdentifier } from './identifier.ts';
@@ -121,7 +121,7 @@ function claimsOf(p: Prepared, issuer: { code: string; name: string }, serial: s
 async function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): Promise<{ metadata: Record<string, unknown>; credential: string; sdJwt: string }> {
   const metadata = gbt36903Metadata(c, signer.kid);
   const [credential, sdJwt] = await Promise.all([signVcJose(hubIssuer, c, signer, metadata), signSdJwtVc(hubIssuer, c, signer, metadata)]);
-  return { metadata, credential: detachHeader(credential), sdJwt: detachHeader(sdJwt) };
+  return { metadata, credential, sdJwt };
 }
 
 /** Both signed forms of a stored licence, their protected headers put back. */
@@ -243,24 +243,45 @@ const CHUNKS_IN_FLIGHT = 4;
 
 type LicenceInsert = typeof licences.$inferInsert;
 
+const INSERT_LICENCES = new Statement<{ identifier: string; type_code: string; holder_code: string; number: string }>(
+  'hub_licence_insert',
+  `insert into licences (identifier, type_code, issuer_code, issuer_name, serial, version, number, holder_name, holder_code, holder_code_type, issued_at, valid_from, valid_until, status, face, metadata, credential, sd_jwt, signer_kid, status_list, status_index)
+   select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                        $12::date[], $13::date[], $14::text[], $15::jsonb[], $16::jsonb[], $17::text[], $18::text[], $19::text[], $20::int[], $21::int[])
+   on conflict (type_code, issuer_code, number, version) do nothing
+   returning identifier, type_code, holder_code, number`,
+);
+
 /**
- * One statement of array parameters for a chunk of licences, whatever its size (a query builder's per-value work
- * dominated the batch). Conflicts on type + issuer + 证照编号 + version are skipped.
+ * One statement of array parameters for a chunk of licences, whatever its size, its array literals written here (a
+ * query builder's and the driver's per-value work dominated the batch). Conflicts on type + issuer + 证照编号 +
+ * version are skipped.
  */
 async function insertLicenceRows(tx: Db, values: LicenceInsert[]): Promise<{ identifier: string; type_code: string; holder_code: string; number: string }[]> {
-  const col = <T>(f: (r: LicenceInsert) => T) => sql.param(values.map(f));
-  return rows(
-    tx,
-    sql`insert into licences (identifier, type_code, issuer_code, issuer_name, serial, version, number, holder_name, holder_code, holder_code_type, issued_at, valid_from, valid_until, status, face, metadata, credential, sd_jwt, signer_kid, status_list, status_index)
-      select * from unnest(${col((r) => r.identifier)}::text[], ${col((r) => r.typeCode)}::text[], ${col((r) => r.issuerCode)}::text[], ${col((r) => r.issuerName)}::text[],
-                           ${col((r) => r.serial)}::text[], ${col((r) => r.version)}::int[], ${col((r) => r.number)}::text[], ${col((r) => r.holderName)}::text[],
-                           ${col((r) => r.holderCode)}::text[], ${col((r) => r.holderCodeType)}::text[], ${col((r) => (r.issuedAt as Date).toISOString())}::timestamptz[],
-                           ${col((r) => r.validFrom)}::date[], ${col((r) => r.validUntil ?? null)}::date[], ${col((r) => r.status)}::text[],
-                           ${col((r) => JSON.stringify(r.face))}::jsonb[], ${col((r) => JSON.stringify(r.metadata))}::jsonb[], ${col((r) => r.credential)}::text[],
-                           ${col((r) => r.sdJwt)}::text[], ${col((r) => r.signerKid)}::text[], ${col((r) => r.statusList)}::int[], ${col((r) => r.statusIndex)}::int[])
-      on conflict (type_code, issuer_code, number, version) do nothing
-      returning identifier, type_code, holder_code, number`,
-  );
+  const col = (f: (r: LicenceInsert) => string | number | null | undefined) => arrayLiteral(values.map(f));
+  return INSERT_LICENCES.run(tx, [
+    col((r) => r.identifier),
+    col((r) => r.typeCode),
+    col((r) => r.issuerCode),
+    col((r) => r.issuerName),
+    col((r) => r.serial),
+    col((r) => r.version),
+    col((r) => r.number),
+    col((r) => r.holderName),
+    col((r) => r.holderCode),
+    col((r) => r.holderCodeType),
+    col((r) => (r.issuedAt as Date).toISOString()),
+    col((r) => r.validFrom),
+    col((r) => r.validUntil ?? null),
+    col((r) => r.status),
+    col((r) => JSON.stringify(r.face)),
+    col((r) => JSON.stringify(r.metadata)),
+    col((r) => r.credential),
+    col((r) => r.sdJwt),
+    col((r) => r.signerKid),
+    col((r) => r.statusList),
+    col((r) => r.statusIndex),
+  ]);
 }
 
 /**
@@ -303,11 +324,12 @@ export async function issueBatchItems(
       }
     }
     if (ready.length === 0) return;
-    // already on record: skipped (idempotent re-runs of the same batch)
+    // already on record: skipped (idempotent re-runs of the same batch). The type is part of the condition so the
+    // lookup runs on the unique index (type, issuer, number, version) rather than scanning the issuer's licences.
     const known = await db
       .select({ typeCode: licences.typeCode, number: licences.number })
       .from(licences)
-      .where(and(eq(licences.issuerCode, issuer.code), inArray(licences.number, ready.map((r) => r.p.number))));
+      .where(and(inArray(licences.typeCode, [...new Set(ready.map((r) => r.p.type.code))]), eq(licences.issuerCode, issuer.code), inArray(licences.number, ready.map((r) => r.p.number))));
     const knownKeys = new Set(known.map((k) => `${k.typeCode}|${k.number}`));
     const todo = ready.filter((r) => {
       const key = `${r.p.type.code}|${r.p.number}`;

@@ -1,4 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import { signerPool } from './signer-pool.ts';
 
 export const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
@@ -12,14 +13,13 @@ export function signCompactJws(header: Record<string, unknown> | string, payload
 }
 
 /**
- * The same, signed on the libuv thread pool (crypto.sign with a callback): a batch's signatures run on every core
- * while the main thread builds the next credentials.
+ * The stored form of an ES256 compact JWS, `payload.signature`: its protected header (the signing key's, the same on
+ * every licence it signs) is signed over but kept once, with the key. Signed in the signer pool's worker threads, so a
+ * batch's signatures run on every core while the main thread builds the next credentials.
  */
-export function signCompactJwsAsync(header: Record<string, unknown> | string, payload: unknown, privateKey: KeyObject): Promise<string> {
-  const input = signingInput(header, payload);
-  return new Promise((resolve, reject) =>
-    crypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }, (error, sig) => (error ? reject(error) : resolve(`${input}.${sig.toString('base64url')}`))),
-  );
+export function signDetachedJwsAsync(header: string, payload: unknown, key: { kid: string; privateKey: KeyObject }): Promise<string> {
+  const body = enc(payload);
+  return signerPool.sign(key.kid, key.privateKey, header, body).then((sig) => `${body}.${sig}`);
 }
 
 export interface DecodedJws {
