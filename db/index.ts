@@ -157,8 +157,6 @@ export async function rows<T extends Record<string, unknown>>(db: Db, query: SQL
   return result.rows;
 }
 
-const NEEDS_ESCAPE = /["\\]/;
-
 /**
  * A PostgreSQL array literal (`{"a","b",NULL}`) of texts or numbers, for an `unnest($n::text[])`-style parameter:
  * what the driver would write, without its per-value work (texts quoted, `"` and `\` escaped, null as NULL).
@@ -170,7 +168,8 @@ export function arrayLiteral(values: readonly (string | number | null | undefine
     if (i > 0) out += ',';
     if (v === null || v === undefined) out += 'NULL';
     else if (typeof v === 'number') out += String(v);
-    else out += `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+    // indexOf scans a long text (a signed credential) far faster than a regular expression
+    else out += v.indexOf('"') < 0 && v.indexOf('\\') < 0 ? `"${v}"` : `"${v.replace(/["\\]/g, '\\$&')}"`;
   }
   return `${out}}`;
 }

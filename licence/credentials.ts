@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { randomBytesPooled } from '../core/random.ts';
 import { enc, signDetachedJwsAsync } from './jws.ts';
 import { shanghaiDate } from '../core/time.ts';
 import type { LicenceSigningKey } from './pki.ts';
@@ -99,18 +100,6 @@ export function disclosureDigest(disclosure: string): string {
   return crypto.createHash('sha256').update(disclosure).digest('base64url');
 }
 
-/** Disclosure salts: fresh CSPRNG bytes, drawn from a 64 KiB block (one system call per block, never handed out twice). */
-let saltBlock = Buffer.alloc(0);
-let saltAt = 0;
-function randomSalts(n: number): Buffer {
-  if (saltAt + n > saltBlock.length) {
-    saltBlock = crypto.randomBytes(Math.max(65_536, n));
-    saltAt = 0;
-  }
-  saltAt += n;
-  return saltBlock.subarray(saltAt - n, saltAt);
-}
-
 /**
  * SD-JWT VC (typ dc+sd-jwt, vct): the holder's name and code and every face field are selectively disclosable;
  * the licence's identity (type, number, identifier, issuer, dates) is not. Status: an IETF Token Status List entry.
@@ -122,7 +111,7 @@ export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: Lice
     ['CZZTDM', c.holderCode],
     ...Object.entries(c.face),
   ];
-  const salts = randomSalts(16 * disclosable.length);
+  const salts = randomBytesPooled(16 * disclosable.length);
   const disclosures = disclosable.map(([name, value], i) => Buffer.from(JSON.stringify([salts.subarray(i * 16, i * 16 + 16).toString('base64url'), name, value])).toString('base64url'));
   const payload = {
     iss: `${hubIssuer}/departments/${c.issuerCode}`,

@@ -1,8 +1,8 @@
-import crypto from 'node:crypto';
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { appendInTransaction, type AuditRecord } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { badInput, HubError } from '../core/errors.ts';
+import { randomBytesPooled } from '../core/random.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import { arrayLiteral, Statement, type Db } from '../db/index.ts';
 import { getDepartment } from '../directory/departments.ts';
@@ -49,7 +49,7 @@ const SERIAL_CHARS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /** 流水号: the year and 10 random characters of 0-9A-Z (about 2^51 per year: collisions are refused by the unique identifier). */
 function newSerial(now: Date): string {
-  const bytes = crypto.randomBytes(10);
+  const bytes = randomBytesPooled(10);
   let s = shanghaiDate(now).slice(0, 4);
   for (const b of bytes) s += SERIAL_CHARS[b % 36];
   return s;
