@@ -167,23 +167,58 @@ interface Pending {
   records: readonly AuditRecord[];
   resolve: (seqs: number[]) => void;
   reject: (error: unknown) => void;
+  /** batches it has been in that collided (another process extended the log) */
+  attempts: number;
 }
+
+/** A pooled connection of node-postgres: what the pipelined writer needs of it. */
+interface PoolClient {
+  query(q: string | { name: string; text: string; values: readonly unknown[] }): Promise<unknown>;
+  release(destroy?: boolean): void;
+}
+interface Pool {
+  totalCount: number;
+  connect(): Promise<PoolClient>;
+}
+
+/** Batches in flight at once on PostgreSQL: the next is inserted while the one before commits. */
+const PIPELINE_DEPTH = 2;
+/**
+ * Records that make a batch worth sending behind one in flight; fewer wait for it to end and go in one batch (a
+ * transaction per few records would cost more than the wait saves).
+ */
+const PIPELINE_AT = 256;
 
 /**
  * Group commit for reads: every record waits for its own durable commit (fail closed: the caller returns data only
  * after `append` resolves), but records that arrive while a commit is in flight share the next one, so thousands of
  * entries a second cost a few transactions. No timer adds latency when the log is idle.
+ *
+ * A batch with nothing ahead of it is one autocommitted statement. Under load, on PostgreSQL, two are in flight: batch
+ * k+1, chained onto batch k's last hash, is inserted in its own transaction while k commits, and its COMMIT is sent
+ * only once k's has succeeded. Commits land in chain order, so
+ * the durable log is always a gap-free prefix; if k fails (another process extended the log: its claim collides),
+ * k+1 rolls back too and both are chained again from the head as it then is. On PGlite (one connection) batches are
+ * written one after the other, each one autocommitted statement.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
-  /** the last entry this writer wrote: the next batch chains onto it without reading the log first */
+  /** the last entry this writer wrote (or is writing): the next batch chains onto it without reading the log first */
   private head: Head | null = null;
+  private readonly pool: Pool | null;
+  /** set while the flush waits on a batch in flight with room for another: new records wake it */
+  private wake: (() => void) | null = null;
+  /** records waiting in the queue */
+  private queued = 0;
 
   constructor(
     private readonly db: Db,
     private readonly maxBatch = 2000,
-  ) {}
+  ) {
+    const client = (db as unknown as { $client?: Partial<Pool> }).$client;
+    this.pool = client && typeof client.totalCount === 'number' && typeof client.connect === 'function' ? (client as Pool) : null;
+  }
 
   async append(record: AuditRecord): Promise<number> {
     return (await this.appendMany([record]))[0]!;
@@ -193,50 +228,133 @@ export class AuditWriter {
   appendMany(records: readonly AuditRecord[]): Promise<number[]> {
     if (records.length === 0) return Promise.resolve([]);
     return new Promise<number[]>((resolve, reject) => {
-      this.queue.push({ records, resolve, reject });
+      this.queue.push({ records, resolve, reject, attempts: 0 });
+      this.queued += records.length;
       if (!this.flushing) this.flushing = this.flush();
+      else if (this.queued >= PIPELINE_AT) this.wake?.();
     });
+  }
+
+  /** Callers whole, up to maxBatch records (a caller with more goes alone). */
+  private take(): Pending[] {
+    let n = 0;
+    let size = 0;
+    while (n < this.queue.length && (n === 0 || size + this.queue[n]!.records.length <= this.maxBatch)) size += this.queue[n++]!.records.length;
+    this.queued -= size;
+    return this.queue.splice(0, n);
   }
 
   private async flush(): Promise<void> {
     // yield once so that records appended in the same tick join this batch
     await new Promise<void>((r) => setImmediate(r));
-    while (this.queue.length > 0) {
-      // callers whole, up to maxBatch records (a caller with more goes alone)
-      let n = 0;
-      let size = 0;
-      while (n < this.queue.length && (n === 0 || size + this.queue[n]!.records.length <= this.maxBatch)) size += this.queue[n++]!.records.length;
-      const callers = this.queue.splice(0, n);
-      try {
-        const seqs = await this.write(callers.length === 1 ? callers[0]!.records : callers.flatMap((p) => p.records));
-        let offset = 0;
-        for (const p of callers) {
-          p.resolve(seqs.slice(offset, offset + p.records.length));
-          offset += p.records.length;
+    const inFlight: Promise<boolean>[] = [];
+    let previous: Promise<boolean> = Promise.resolve(true);
+    const depth = this.pool ? PIPELINE_DEPTH : 1;
+    while (this.queue.length > 0 || inFlight.length > 0) {
+      if (this.head === null && inFlight.length > 0) {
+        // after a failure the head is read afresh, once nothing is in flight any more
+        await inFlight.shift();
+        continue;
+      }
+      if (this.queue.length === 0 || inFlight.length >= depth) {
+        if (this.queue.length > 0 || inFlight.length >= depth) {
+          await inFlight.shift();
+          continue;
         }
+        // a batch in flight and room for the next: whichever comes first, its end or new records
+        const oldest = inFlight[0]!;
+        const settled = await Promise.race([oldest.then(() => true), new Promise<false>((r) => (this.wake = () => r(false)))]);
+        this.wake = null;
+        if (settled) inFlight.shift();
+        else await new Promise<void>((r) => setImmediate(r)); // records of the same tick join them
+        continue;
+      }
+      const callers = this.take();
+      let batch: ChainedBatch;
+      try {
+        batch = chain(this.head ?? (await readHead(this.db)), callers.length === 1 ? callers[0]!.records : callers.flatMap((p) => p.records));
       } catch (error) {
         for (const p of callers) p.reject(error);
+        continue;
       }
+      this.head = { seq: batch.seqs.at(-1)!, hash: batch.lastHash, at: Date.parse(batch.at) };
+      // alone, one autocommitted statement; behind a batch still in flight, a transaction that commits after it
+      previous = this.pool && inFlight.length > 0 ? this.pipelined(this.pool, callers, batch, previous) : this.single(callers, batch);
+      inFlight.push(previous);
     }
     this.flushing = null;
   }
 
-  /**
-   * One autocommitted statement per batch (one round trip, durable on return). If another process extended the log
-   * since, the insert collides on the head's claim, and the batch is chained again from the new head.
-   */
-  private async write(records: readonly AuditRecord[]): Promise<number[]> {
-    for (let attempt = 1; ; attempt++) {
-      const batch = chain(this.head ?? (await readHead(this.db)), records);
-      try {
-        await insertBatch(this.db, batch);
-        this.head = { seq: batch.seqs.at(-1)!, hash: batch.lastHash, at: Date.parse(batch.at) };
-        return batch.seqs;
-      } catch (error) {
-        this.head = null;
-        if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(this.db, error, batch.at)))) throw error;
-      }
+  /** One autocommitted statement (one round trip, durable on return). */
+  private async single(callers: Pending[], batch: ChainedBatch): Promise<boolean> {
+    try {
+      await insertBatch(this.db, batch);
+      this.answer(callers, batch);
+      return true;
+    } catch (error) {
+      await this.failed(callers, batch, error);
+      return false;
     }
+  }
+
+  /** Inserted in its own transaction now, committed once the batch it chains onto has committed. */
+  private async pipelined(pool: Pool, callers: Pending[], batch: ChainedBatch, previous: Promise<boolean>): Promise<boolean> {
+    let client: PoolClient | undefined;
+    let open = false;
+    let broken = false;
+    try {
+      client = await pool.connect();
+      await client.query('begin');
+      open = true;
+      await client.query({ name: APPEND.name, text: APPEND.text, values: batch.params });
+      if (!(await previous)) {
+        // chained onto a batch that did not commit: chained again, from the head as it then is
+        open = false;
+        await client.query('rollback');
+        this.head = null;
+        this.requeue(callers);
+        return false;
+      }
+      open = false;
+      await client.query('commit');
+      this.answer(callers, batch);
+      return true;
+    } catch (error) {
+      if (open) await client!.query('rollback').catch(() => (broken = true));
+      await previous; // a failure is acted on in chain order
+      await this.failed(callers, batch, error);
+      return false;
+    } finally {
+      client?.release(broken);
+    }
+  }
+
+  private answer(callers: Pending[], batch: ChainedBatch): void {
+    let offset = 0;
+    for (const p of callers) {
+      p.resolve(batch.seqs.slice(offset, offset + p.records.length));
+      offset += p.records.length;
+    }
+  }
+
+  /**
+   * A batch that did not commit: if another process extended the log since (the head's claim collides) or the
+   * month's partition was missing (made now), its callers are chained again; anything else fails them.
+   */
+  private async failed(callers: Pending[], batch: ChainedBatch, error: unknown): Promise<void> {
+    this.head = null;
+    const retry = isUniqueViolation(error) || (await repairedPartition(this.db, error, batch.at).catch(() => false));
+    const again: Pending[] = [];
+    for (const p of callers) {
+      if (retry && ++p.attempts < MAX_ATTEMPTS) again.push(p);
+      else p.reject(error);
+    }
+    this.requeue(again);
+  }
+
+  private requeue(callers: Pending[]): void {
+    this.queue.unshift(...callers);
+    for (const p of callers) this.queued += p.records.length;
   }
 
   /** Waits for every record appended so far. */

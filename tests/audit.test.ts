@@ -4,7 +4,7 @@ import { sql } from 'drizzle-orm';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
-import { AuditWriter } from '../audit/writer.ts';
+import { appendInTransaction, AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { openDatabase, rows, type Db } from '../db/index.ts';
 import { asOwner, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
@@ -223,6 +223,61 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, problem: { seq: 11, kind: 'HASH', message: 'entry 11 was altered: its content does not give its hash' } });
     await owner(`update audit_entries set reason = null where seq = 11`);
+  });
+
+  it('pipelines a batch behind one in flight, and rolls it back when the one ahead collides', async () => {
+    const a = new AuditWriter(tdb.database.db);
+    await a.append(record(7000)); // a knows the head
+    // another writer chains onto the same head in a transaction held open: a's next batch waits on its claim
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    const other = tdb.database.db.transaction(async (tx) => {
+      await appendInTransaction(tx, [record(7001)]);
+      holding();
+      await gate;
+    });
+    await held;
+    // the writer's own transactions are the pool's connect() calls without a callback
+    const pool = (tdb.database.db as unknown as { $client: { connect: (...args: unknown[]) => unknown } }).$client;
+    const connect = pool.connect;
+    let pipelined = 0;
+    pool.connect = function (this: unknown, ...args: unknown[]) {
+      if (args.length === 0) pipelined++;
+      return connect.apply(this, args);
+    };
+    try {
+      const first = a.append(record(7002)); // blocked on the other's claim, then collides
+      await new Promise((r) => setTimeout(r, 50));
+      // enough records to be worth a batch behind the one in flight: chained onto the first's last hash
+      const second = a.appendMany(Array.from({ length: 300 }, (_, i) => record(7003 + i)));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(pipelined).toBe(1); // inserted, waiting to commit after the first
+      release();
+      await other;
+      const [s1, s2] = await Promise.all([first, second]);
+      const stored = await rows<{ seq: number; case_id: string }>(tdb.database.db, sql`select seq, case_id from audit_entries where seq = any(${sql.param([s1, ...s2])}::int8[]) order by seq`);
+      expect(new Map(stored.map((r) => [Number(r.seq), r.case_id]))).toEqual(new Map([[s1, 'CASE-7002'], ...s2.map((seq, i) => [seq, `CASE-${7003 + i}`] as [number, string])]));
+      expect(s2).toEqual(s2.map((_, i) => s2[0]! + i));
+      // had the second committed on top of the first that collided, its entries would chain onto nothing
+      expect((await verify()).ok).toBe(true);
+    } finally {
+      pool.connect = connect;
+      release();
+    }
+  });
+
+  it('pipelines batches under a steady stream of appends, one gap-free chain', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const seqs: Promise<number[]>[] = [];
+    for (let tick = 0; tick < 40; tick++) {
+      seqs.push(writer.appendMany(Array.from({ length: 100 }, (_, i) => record(8000 + tick * 100 + i))));
+      await new Promise((r) => setImmediate(r));
+    }
+    const all = (await Promise.all(seqs)).flat();
+    expect(new Set(all).size).toBe(4000);
+    expect((await verify()).ok).toBe(true);
   });
 
   it('keeps one valid chain when two processes\' writers append at once', async () => {
