@@ -10,6 +10,7 @@ import { AuditWriter, type AuditRecord } from '../audit/writer.ts';
 import { fetchAccessToken, readClientFile } from '../auth/client-file.ts';
 import { auditPublicKey, ensureHubKeys, KeyRing } from '../auth/keys.ts';
 import { checkMasterKey } from '../auth/master-key.ts';
+import { HUB_NODE_FLAGS } from '../core/config.ts';
 import { canonicalJson } from '../basedata/store.ts';
 import { httpAdapter } from '../connectors/adapters.ts';
 import { applyMapping, PRESET_MAPPINGS, toIncoming } from '../connectors/records.ts';
@@ -49,9 +50,9 @@ function show(label: string, r: LoadResult): void {
 /** Bare graphql-yoga `{ hello }` against the hub's authenticated `viewer` (token verified, client checked, metrics, logs). */
 async function gateway(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-bench-'));
-  const baseline = await startProcess(['--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
+  const baseline = await startProcess([...HUB_NODE_FLAGS, '--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
   const hub = await startProcess(
-    ['--import', 'tsx', 'gateway/main.ts'],
+    [...HUB_NODE_FLAGS, '--import', 'tsx', 'gateway/main.ts'],
     { ...process.env, HUB_DATA_DIR: dataDir, PORT: '0', HUB_HOST: '127.0.0.1', DATABASE_URL: '', REDIS_URL: '', NODE_ENV: 'production' },
     (l) => l.includes('"hub listening"'),
   );
@@ -317,11 +318,11 @@ async function lookup(): Promise<void> {
     const ids = (await rows<{ key: string }>(db, sql`select key from base_records where kind = 'population' order by md5(key) limit 5000`)).map((r) => r.key);
     const [{ synchronous_commit } = { synchronous_commit: '?' }] = await rows<{ synchronous_commit: string }>(db, sql`show synchronous_commit`);
 
-    const baseline = await startProcess(['--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
+    const baseline = await startProcess([...HUB_NODE_FLAGS, '--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
     children.push(baseline);
     const hub = await startProcess(
       // BENCH_PROFILE=DIR writes the hub's CPU profile there (node --cpu-prof), for the profiles quoted in notes
-      [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--import', 'tsx', 'gateway/main.ts'],
+      [...HUB_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--import', 'tsx', 'gateway/main.ts'],
       { ...process.env, DATABASE_URL: url.toString(), HUB_MASTER_KEY: masterKey, HUB_DATA_DIR: dataDir, PORT: '0', HUB_HOST: '127.0.0.1', REDIS_URL: '', NODE_ENV: 'production', HUB_READ_RATE: '1000000' },
       (l) => l.includes('"hub listening"'),
     );

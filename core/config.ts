@@ -2,6 +2,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { StartupError } from './errors.ts';
 
+/**
+ * Node flags every hub process runs with (package.json's start, worker and bench scripts; the benchmarks start hub
+ * processes with them). A 64 MiB young generation: a batch's short-lived texts (signed credentials, audit entries,
+ * array literals) die young instead of being copied into the old generation; batch reads went 19,300 → 24,300
+ * subjects/s with it, in the same benchmark.
+ */
+export const HUB_NODE_FLAGS = ['--max-semi-space-size=64'] as const;
+
 /** Turns '' into undefined: an empty variable counts as absent (API-CONTRACT.md). */
 const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../core/config.ts';
+import fs from 'node:fs';
+import { HUB_NODE_FLAGS, loadConfig } from '../core/config.ts';
 import { StartupError } from '../core/errors.ts';
 
 function startupError(env: Record<string, string>): string {
@@ -14,6 +15,11 @@ function startupError(env: Record<string, string>): string {
 }
 
 describe('configuration', () => {
+  it('runs the hub, its workers and the benchmarks with the same node flags', () => {
+    const scripts = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    for (const name of ['start', 'worker', 'bench']) expect(scripts[name]!.split(' ').slice(1, -1), name).toEqual([...HUB_NODE_FLAGS]);
+  });
+
   it('defaults to the embedded database on port 4000, and treats empty values as absent', () => {
     const c = loadConfig({ DATABASE_URL: '', REDIS_URL: '', PORT: '' });
     expect(c.databaseUrl).toBeUndefined();
