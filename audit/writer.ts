@@ -55,8 +55,22 @@ function joinFields(fields: readonly string[]): string {
   return fields.join('\u001f');
 }
 
-/** The text columns of an entry, in the statement's order ($5 … $20; details is jsonb, given as its text). */
-const TEXT_COLUMNS = 16;
+/**
+ * The columns an entry shares with the others of its read (who, why, what, how it ended): a batch sends each distinct
+ * combination once, as a "kind", and each entry the number of its kind. A read of 100 subjects is then a handful of
+ * kinds and, per entry, its sequence number, kind, subject, details and hashes.
+ */
+const KIND_COLUMNS = 12;
+
+/** The kind columns of an entry, in the statement's order. */
+function kindOf(e: ChainedEntry): (string | null)[] {
+  return [e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.fields ? joinFields(e.fields) : null, e.outcome, e.reason, e.withholdBasis, e.requestId];
+}
+
+function sameKind(a: readonly (string | null)[], b: readonly (string | null)[]): boolean {
+  for (let k = 0; k < KIND_COLUMNS; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
 
 /**
  * Numbers and chains records after a head, straight into the statement's columns (no row objects); every
@@ -67,9 +81,17 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   let seq = head.seq;
   let prev = head.hash;
   const at = new Date(Math.max(Date.now(), head.at)).toISOString();
-  const seqs: number[] = new Array<number>(records.length);
-  const cols: (string | null)[][] = Array.from({ length: TEXT_COLUMNS }, () => new Array<string | null>(records.length));
-  for (let i = 0; i < records.length; i++) {
+  const n = records.length;
+  const seqs: number[] = new Array<number>(n);
+  const kindIx: number[] = new Array<number>(n);
+  const subjects: (string | null)[] = new Array<string | null>(n);
+  const details: (string | null)[] = new Array<string | null>(n);
+  const prevHashes: string[] = new Array<string>(n);
+  const hashes: string[] = new Array<string>(n);
+  const kinds: (string | null)[][] = [];
+  const kindByKey = new Map<string, number>();
+  let lastKind: (string | null)[] | null = null;
+  for (let i = 0; i < n; i++) {
     const r = records[i]!;
     const e: ChainedEntry = {
       seq: ++seq,
@@ -89,46 +111,48 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
       requestId: r.requestId ?? null,
       details: r.details ?? null,
     };
-    const { canonical, details } = entryTexts(e);
-    const hash = chainHashOf(prev, canonical);
-    cols[0]![i] = e.clientId;
-    cols[1]![i] = e.department;
-    cols[2]![i] = e.operator;
-    cols[3]![i] = e.itemCode;
-    cols[4]![i] = e.caseId;
-    cols[5]![i] = e.operation;
-    cols[6]![i] = e.resourceCode;
-    cols[7]![i] = e.subject;
-    cols[8]![i] = e.fields ? joinFields(e.fields) : null;
-    cols[9]![i] = e.outcome;
-    cols[10]![i] = e.reason;
-    cols[11]![i] = e.withholdBasis;
-    cols[12]![i] = e.requestId;
-    cols[13]![i] = details;
-    cols[14]![i] = prev;
-    cols[15]![i] = hash;
+    const texts = entryTexts(e);
+    const hash = chainHashOf(prev, texts.canonical);
+    const kind = kindOf(e);
+    if (lastKind && sameKind(kind, lastKind)) kindIx[i] = kindIx[i - 1]!;
+    else {
+      const key = JSON.stringify(kind);
+      let ix = kindByKey.get(key);
+      if (ix === undefined) {
+        kinds.push(kind);
+        kindByKey.set(key, (ix = kinds.length)); // 1-based, as WITH ORDINALITY counts
+      }
+      kindIx[i] = ix;
+      lastKind = kind;
+    }
     seqs[i] = seq;
+    subjects[i] = e.subject;
+    details[i] = texts.details;
+    prevHashes[i] = prev;
+    hashes[i] = hash;
     prev = hash;
   }
-  const params: unknown[] = [head.seq, seq, at, arrayLiteral(seqs)];
-  for (const c of cols) params.push(arrayLiteral(c));
+  const params: unknown[] = [head.seq, seq, at];
+  for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((kind) => kind[k]!)));
+  params.push(arrayLiteral(seqs), arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(prevHashes), arrayLiteral(hashes));
   return { seqs, at, lastHash: prev, params };
 }
 
 /**
- * One statement of 17 array parameters whatever the batch size; every entry of a batch has the same time, given
- * once. The same statement claims the head the batch chains onto in `audit_batches`: a writer that chained onto a
- * head another process has since extended collides there (23505) and chains again.
+ * One statement whatever the batch size: the batch's kinds ($4 … $15) and its entries ($16 … $21), every entry with
+ * the batch's one time. The same statement claims the head the batch chains onto in `audit_batches`: a writer that
+ * chained onto a head another process has since extended collides there (23505) and chains again.
  */
 const APPEND = new Statement(
-  'hub_audit_append',
-  `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz))
+  'hub_audit_append_kinds',
+  `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz)),
+   kinds as (select * from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+               with ordinality as k(client_id, department, operator, item_code, case_id, operation, resource_code, fields, outcome, reason, withhold_basis, request_id, ord))
    insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
-   select seq, $3::timestamptz, client_id, department, operator, item_code, case_id, operation, resource_code, subject,
-          string_to_array(fields, chr(31)), outcome, reason, withhold_basis, request_id, details, prev_hash, hash
-   from unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-               $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::text[], $20::text[])
-     as t(seq, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)`,
+   select t.seq, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
+          string_to_array(k.fields, chr(31)), k.outcome, k.reason, k.withhold_basis, k.request_id, t.details, t.prev_hash, t.hash
+   from unnest($16::int8[], $17::int8[], $18::text[], $19::jsonb[], $20::text[], $21::text[]) as t(seq, kind, subject, details, prev_hash, hash)
+   join kinds k on k.ord = t.kind`,
 );
 
 async function insertBatch(db: Db, batch: ChainedBatch): Promise<void> {

@@ -43,6 +43,29 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
   });
 
 
+  it('stores every column of every entry as given when a batch mixes callers, outcomes and nulls (kinds sent once)', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const base = { clientId: 'c9', department: 'D9', operation: 'PERSON_READ', itemCode: 'ITEM-9', caseId: 'CASE-9', requestId: 'req-9', resourceCode: 'RES-9', fields: ['name'] };
+    const groups = [
+      Array.from({ length: 6 }, (_, i) => ({ ...base, subject: `S${i}`, outcome: (i % 2 ? 'NOT_FOUND' : 'RETURNED') as 'RETURNED' | 'NOT_FOUND', details: { i } })),
+      [{ ...base, clientId: null, department: null, requestId: 'req-10', subject: 'S6', outcome: 'REFUSED' as const, reason: 'GRANT_MISSING', fields: null }],
+      Array.from({ length: 3 }, (_, i) => ({ ...base, requestId: 'req-11', subject: `S${7 + i}`, outcome: 'RETURNED' as const, withholdBasis: i === 1 ? '公安机关侦查' : null, operator: i === 2 ? 'op "x"' : null, fields: ['name', 'idNumber'] })),
+    ];
+    const answered = await Promise.all(groups.map((g) => writer.appendMany(g)));
+    const stored = await rows<Record<string, unknown>>(
+      tdb.database.db,
+      sql`select client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details
+          from audit_entries where seq = any(${sql.param(answered.flat())}::int8[]) order by seq`,
+    );
+    const expected = groups.flat().map((r) => ({
+      client_id: r.clientId, department: r.department, operator: (r as { operator?: string | null }).operator ?? null, item_code: r.itemCode, case_id: r.caseId,
+      operation: r.operation, resource_code: r.resourceCode, subject: r.subject, fields: r.fields, outcome: r.outcome, reason: (r as { reason?: string }).reason ?? null,
+      withhold_basis: (r as { withholdBasis?: string | null }).withholdBasis ?? null, request_id: r.requestId, details: (r as { details?: unknown }).details ?? null,
+    }));
+    expect(stored).toEqual(expected);
+    expect((await verify()).ok).toBe(true);
+  });
+
   it('keeps each caller\'s records in one commit, in order, and a caller larger than the batch goes alone', async () => {
     const writer = new AuditWriter(tdb.database.db, 5);
     const sizes = [3, 3, 8, 1, 2];
