@@ -2,7 +2,7 @@ import { desc } from 'drizzle-orm';
 import { isUniqueViolation, sqlState } from '../core/errors.ts';
 import { advisoryXactLock, arrayLiteral, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entryTexts, GENESIS_HASH, type ChainedEntry } from './chain.ts';
-import { ensurePartitions } from './months.ts';
+import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
 
 /** What a caller records; the writer adds the sequence number, the time and the chain. */
@@ -138,21 +138,35 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   return { seqs, at, lastHash: prev, params };
 }
 
-/**
- * One statement whatever the batch size: the batch's kinds ($4 … $15) and its entries ($16 … $21), every entry with
- * the batch's one time. The same statement claims the head the batch chains onto in `audit_batches`: a writer that
- * chained onto a head another process has since extended collides there (23505) and chains again.
- */
-const APPEND = new Statement(
-  'hub_audit_append_kinds',
-  `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz)),
-   kinds as (select * from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-               with ordinality as k(client_id, department, operator, item_code, case_id, operation, resource_code, fields, outcome, reason, withhold_basis, request_id, ord))
-   insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
+/** The batch's kinds ($4 … $15), numbered 1, 2 … */
+const KINDS = `kinds as (select * from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+               with ordinality as k(client_id, department, operator, item_code, case_id, operation, resource_code, fields, outcome, reason, withhold_basis, request_id, ord))`;
+
+/** The batch's entries ($16 … $21) with their kinds' columns, every entry with the batch's one time. */
+const ENTRIES = `insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
    select t.seq, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
           string_to_array(k.fields, chr(31)), k.outcome, k.reason, k.withhold_basis, k.request_id, t.details, t.prev_hash, t.hash
    from unnest($16::int8[], $17::int8[], $18::text[], $19::jsonb[], $20::text[], $21::text[]) as t(seq, kind, subject, details, prev_hash, hash)
-   join kinds k on k.ord = t.kind`,
+   join kinds k on k.ord = t.kind`;
+
+/**
+ * One statement whatever the batch size. The same statement claims the head the batch chains onto in
+ * `audit_batches`: a writer that chained onto a head another process has since extended collides there (23505) and
+ * chains again.
+ */
+const APPEND = new Statement('hub_audit_append_kinds', `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz)), ${KINDS} ${ENTRIES}`);
+
+/**
+ * The same inside a caller's transaction, without an error to roll back to a savepoint for: a claim that collides, or
+ * a month without its partition yet ($22, its name), inserts nothing and says which.
+ */
+const APPEND_IF_FREE = new Statement<{ partition_ok: boolean; inserted: number }>(
+  'hub_audit_append_if_free',
+  `with part as (select to_regclass($22::text) is not null as ok),
+   claim as (insert into audit_batches (prev_seq, last_seq, at) select $1::int8, $2::int8, $3::timestamptz where (select ok from part) on conflict do nothing returning 1),
+   ${KINDS},
+   ins as (${ENTRIES} where exists (select 1 from claim) returning 1)
+   select (select ok from part) as partition_ok, (select count(*) from ins)::int8 as inserted`,
 );
 
 async function insertBatch(db: Db, batch: ChainedBatch): Promise<void> {
@@ -170,19 +184,19 @@ async function repairedPartition(db: Db, error: unknown, at: string): Promise<bo
 /**
  * Appends records inside the caller's transaction, so an administrative act and its record commit together. The
  * batch claim keeps one chain across every process: a writer that chained onto a head another process has since
- * extended collides on that head's claim, and chains again from the new head (in a savepoint here).
+ * extended collides on that head's claim, and chains again from the new head (the claim is skipped rather than
+ * failed, so no savepoint is needed).
  */
 export async function appendInTransaction(tx: Db, records: readonly AuditRecord[]): Promise<number[]> {
   if (records.length === 0) return [];
   await advisoryXactLock(tx, AUDIT_LOCK); // administrative writers queue here rather than collide
   for (let attempt = 1; ; attempt++) {
     const batch = chain(await readHead(tx), records);
-    try {
-      await tx.transaction((sp) => insertBatch(sp, batch));
-      return batch.seqs;
-    } catch (error) {
-      if (attempt >= MAX_ATTEMPTS || !(isUniqueViolation(error) || (await repairedPartition(tx, error, batch.at)))) throw error;
-    }
+    const [r] = await APPEND_IF_FREE.run(tx, [...batch.params, monthOf(new Date(batch.at)).partition]);
+    if (Number(r?.inserted) > 0) return batch.seqs;
+    // the read writer (no lock) extended the log since: chained again; a month without its partition: made now
+    if (r && !r.partition_ok) await ensurePartitions(tx, new Date(batch.at));
+    if (attempt >= MAX_ATTEMPTS) throw new Error(`the audit log's head moved under ${MAX_ATTEMPTS} attempts in a row to append to it`);
   }
 }
 

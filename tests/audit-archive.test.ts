@@ -8,7 +8,7 @@ import { archiveMonth, detachMonth, listAuditMonths, verifyArchiveFile } from '.
 import { chainHash, GENESIS_HASH } from '../audit/chain.ts';
 import { createCheckpoint, proveInclusion, verifyAuditLog } from '../audit/checkpoints.ts';
 import { ensurePartitions, monthOf } from '../audit/months.ts';
-import { AuditWriter } from '../audit/writer.ts';
+import { appendInTransaction, AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { MIGRATIONS_DIR, openDatabase, rows } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
@@ -175,6 +175,20 @@ describe.each(drivers())('audit partitions and archives (%s)', (driver) => {
       const seq = await new AuditWriter(tdb.database.db).append(record(999));
       const [e] = await rows<{ at: string }>(tdb.database.db, sql`select to_char(at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as at from audit_entries_y2027m06 where seq = ${seq}`);
       expect(e!.at).toBe('2027-06-02 01:00');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('makes a missing month inside a caller\'s transaction too, and the act and its entry commit together', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(new Date('2027-09-02T01:00:00Z'));
+      expect((await listAuditMonths(tdb.database.db)).map((m) => m.partition)).not.toContain('audit_entries_y2027m09');
+      const [seq] = await tdb.database.db.transaction((tx) => appendInTransaction(tx, [record(998)]));
+      const [e] = await rows<{ n: number }>(tdb.database.db, sql`select count(*)::int8 as n from audit_entries_y2027m09 where seq = ${seq!}`);
+      expect(Number(e!.n)).toBe(1);
     } finally {
       vi.useRealTimers();
     }

@@ -291,6 +291,31 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     }
   });
 
+  it('chains again inside a caller\'s transaction when the read writer took the head between its read and its claim', async () => {
+    const db = tdb.database.db;
+    let calls = 0;
+    const [seq] = await db.transaction(async (tx) => {
+      // the second statement of appendInTransaction is its append (the first takes the lock): just before it, the
+      // group-commit writer (which takes no lock) appends and commits
+      const racing = new Proxy(tx, {
+        get(target, key, receiver) {
+          if (key !== 'execute') return Reflect.get(target, key, receiver) as unknown;
+          return async (query: unknown) => {
+            if (++calls === 2) await new AuditWriter(db).append(record(9001));
+            return (target.execute as (q: unknown) => Promise<unknown>).call(target, query);
+          };
+        },
+      });
+      const seqs = await appendInTransaction(racing as Db, [record(9002)]);
+      await tx.execute(sql`select 1`); // the transaction is still usable: nothing was rolled back
+      return seqs;
+    });
+    expect(calls).toBe(3); // the lock, the append that found its claim taken, the append chained again
+    const stored = await rows<{ case_id: string }>(db, sql`select case_id from audit_entries where seq in (${seq! - 1}, ${seq!}) order by seq`);
+    expect(stored.map((r) => r.case_id)).toEqual(['CASE-9001', 'CASE-9002']);
+    expect((await verify()).ok).toBe(true);
+  });
+
   it('pipelines batches under a steady stream of appends, one gap-free chain', async () => {
     const writer = new AuditWriter(tdb.database.db);
     const seqs: Promise<number[]>[] = [];
