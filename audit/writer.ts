@@ -1,6 +1,5 @@
 import { desc } from 'drizzle-orm';
-import { isUniqueViolation, sqlState } from '../core/errors.ts';
-import { advisoryXactLock, arrayLiteral, Statement, type Db } from '../db/index.ts';
+import { advisoryXactLock, arrayLiteral, Statement, type Db, type StatementClient } from '../db/index.ts';
 import { chainHashOf, entryTexts, GENESIS_HASH, type ChainedEntry } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -135,6 +134,7 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const params: unknown[] = [head.seq, seq, at];
   for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((kind) => kind[k]!)));
   params.push(arrayLiteral(seqs), arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(prevHashes), arrayLiteral(hashes));
+  params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };
 }
 
@@ -150,36 +150,30 @@ const ENTRIES = `insert into audit_entries (seq, at, client_id, department, oper
    join kinds k on k.ord = t.kind`;
 
 /**
- * One statement whatever the batch size. The same statement claims the head the batch chains onto in
- * `audit_batches`: a writer that chained onto a head another process has since extended collides there (23505) and
- * chains again.
+ * One statement whatever the batch size. It claims the head the batch chains onto in `audit_batches`; a claim that
+ * collides (another writer extended the log since), or a month without its partition yet ($22, its name), inserts
+ * nothing and says which, rather than failing: inside a caller's transaction there is then no savepoint to roll back
+ * to, and a pipelined batch tells a collision from an error by its result.
  */
-const APPEND = new Statement('hub_audit_append_kinds', `with claim as (insert into audit_batches (prev_seq, last_seq, at) values ($1, $2, $3::timestamptz)), ${KINDS} ${ENTRIES}`);
-
-/**
- * The same inside a caller's transaction, without an error to roll back to a savepoint for: a claim that collides, or
- * a month without its partition yet ($22, its name), inserts nothing and says which.
- */
-const APPEND_IF_FREE = new Statement<{ partition_ok: boolean; inserted: number }>(
-  'hub_audit_append_if_free',
+// a data-modifying WITH runs to completion whether or not the query reads it: the entries are in iff the claim is
+const APPEND = new Statement<{ partition_ok: boolean; claimed: number }>(
+  'hub_audit_append',
   `with part as (select to_regclass($22::text) is not null as ok),
    claim as (insert into audit_batches (prev_seq, last_seq, at) select $1::int8, $2::int8, $3::timestamptz where (select ok from part) on conflict do nothing returning 1),
    ${KINDS},
-   ins as (${ENTRIES} where exists (select 1 from claim) returning 1)
-   select (select ok from part) as partition_ok, (select count(*) from ins)::int8 as inserted`,
+   ins as (${ENTRIES} where exists (select 1 from claim))
+   select (select ok from part) as partition_ok, (select count(*) from claim)::int8 as claimed`,
 );
 
-async function insertBatch(db: Db, batch: ChainedBatch): Promise<void> {
-  await APPEND.run(db, batch.params);
+/** The batch appended, or why not: its claim was taken (chain again) or its month had no partition (made now). */
+async function appended(db: Db, r: { partition_ok: boolean; claimed: number } | undefined, batch: ChainedBatch): Promise<boolean> {
+  if (Number(r?.claimed) > 0) return true;
+  if (r && !r.partition_ok) await ensurePartitions(db, new Date(batch.at));
+  return false;
 }
 
 const MAX_ATTEMPTS = 20;
-
-/** 23514 from a partitioned table: no partition holds this time (the monthly job did not run); create it and retry. */
-async function repairedPartition(db: Db, error: unknown, at: string): Promise<boolean> {
-  if (sqlState(error) !== '23514') return false;
-  return (await ensurePartitions(db, new Date(at))).length > 0;
-}
+const headKeptMoving = () => new Error(`the audit log's head moved under ${MAX_ATTEMPTS} attempts in a row to append to it`);
 
 /**
  * Appends records inside the caller's transaction, so an administrative act and its record commit together. The
@@ -192,11 +186,9 @@ export async function appendInTransaction(tx: Db, records: readonly AuditRecord[
   await advisoryXactLock(tx, AUDIT_LOCK); // administrative writers queue here rather than collide
   for (let attempt = 1; ; attempt++) {
     const batch = chain(await readHead(tx), records);
-    const [r] = await APPEND_IF_FREE.run(tx, [...batch.params, monthOf(new Date(batch.at)).partition]);
-    if (Number(r?.inserted) > 0) return batch.seqs;
-    // the read writer (no lock) extended the log since: chained again; a month without its partition: made now
-    if (r && !r.partition_ok) await ensurePartitions(tx, new Date(batch.at));
-    if (attempt >= MAX_ATTEMPTS) throw new Error(`the audit log's head moved under ${MAX_ATTEMPTS} attempts in a row to append to it`);
+    // the read writer (it takes no lock) may have extended the log since the head was read: chained again
+    if (await appended(tx, (await APPEND.run(tx, batch.params))[0], batch)) return batch.seqs;
+    if (attempt >= MAX_ATTEMPTS) throw headKeptMoving();
   }
 }
 
@@ -205,15 +197,15 @@ interface Pending {
   records: readonly AuditRecord[];
   resolve: (seqs: number[]) => void;
   reject: (error: unknown) => void;
-  /** batches it has been in that collided (another process extended the log) */
+  /** batches of its own whose claim was taken (another process extended the log) */
   attempts: number;
 }
 
 /** A pooled connection of node-postgres: what the pipelined writer needs of it. */
-interface PoolClient {
-  query(q: string | { name: string; text: string; values: readonly unknown[] }): Promise<unknown>;
+type PoolClient = StatementClient & {
+  query(q: string): Promise<unknown>;
   release(destroy?: boolean): void;
-}
+};
 interface Pool {
   totalCount: number;
   connect(): Promise<PoolClient>;
@@ -234,10 +226,9 @@ const PIPELINE_AT = 256;
  *
  * A batch with nothing ahead of it is one autocommitted statement. Under load, on PostgreSQL, two are in flight: batch
  * k+1, chained onto batch k's last hash, is inserted in its own transaction while k commits, and its COMMIT is sent
- * only once k's has succeeded. Commits land in chain order, so
- * the durable log is always a gap-free prefix; if k fails (another process extended the log: its claim collides),
- * k+1 rolls back too and both are chained again from the head as it then is. On PGlite (one connection) batches are
- * written one after the other, each one autocommitted statement.
+ * only once k's has succeeded. Commits land in chain order, so the durable log is always a gap-free prefix; if k does
+ * not commit (another process extended the log: its claim was taken), k+1 rolls back too and both are chained again
+ * from the head as it then is. On PGlite (one connection) batches are written one after the other.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -285,23 +276,18 @@ export class AuditWriter {
   private async flush(): Promise<void> {
     // yield once so that records appended in the same tick join this batch
     await new Promise<void>((r) => setImmediate(r));
+    /** batches not settled yet, in chain order: each resolves to whether it committed */
     const inFlight: Promise<boolean>[] = [];
-    let previous: Promise<boolean> = Promise.resolve(true);
     const depth = this.pool ? PIPELINE_DEPTH : 1;
     while (this.queue.length > 0 || inFlight.length > 0) {
-      if (this.head === null && inFlight.length > 0) {
-        // after a failure the head is read afresh, once nothing is in flight any more
+      // no room for another, or a failure (the head is then read afresh, once nothing is in flight any more)
+      if (inFlight.length >= depth || (this.head === null && inFlight.length > 0)) {
         await inFlight.shift();
         continue;
       }
-      if (this.queue.length === 0 || inFlight.length >= depth) {
-        if (this.queue.length > 0 || inFlight.length >= depth) {
-          await inFlight.shift();
-          continue;
-        }
-        // a batch in flight and room for the next: whichever comes first, its end or new records
-        const oldest = inFlight[0]!;
-        const settled = await Promise.race([oldest.then(() => true), new Promise<false>((r) => (this.wake = () => r(false)))]);
+      if (this.queue.length === 0) {
+        // a batch in flight and room for the next: whichever comes first, its end or enough new records
+        const settled = await Promise.race([inFlight[0]!.then(() => true), new Promise<false>((r) => (this.wake = () => r(false)))]);
         this.wake = null;
         if (settled) inFlight.shift();
         else await new Promise<void>((r) => setImmediate(r)); // records of the same tick join them
@@ -317,8 +303,8 @@ export class AuditWriter {
       }
       this.head = { seq: batch.seqs.at(-1)!, hash: batch.lastHash, at: Date.parse(batch.at) };
       // alone, one autocommitted statement; behind a batch still in flight, a transaction that commits after it
-      previous = this.pool && inFlight.length > 0 ? this.pipelined(this.pool, callers, batch, previous) : this.single(callers, batch);
-      inFlight.push(previous);
+      const ahead = inFlight.at(-1);
+      inFlight.push(this.pool && ahead ? this.pipelined(this.pool, callers, batch, ahead) : this.single(callers, batch));
     }
     this.flushing = null;
   }
@@ -326,17 +312,16 @@ export class AuditWriter {
   /** One autocommitted statement (one round trip, durable on return). */
   private async single(callers: Pending[], batch: ChainedBatch): Promise<boolean> {
     try {
-      await insertBatch(this.db, batch);
+      if (!(await appended(this.db, (await APPEND.run(this.db, batch.params))[0], batch))) return this.chainAgain(callers);
       this.answer(callers, batch);
       return true;
     } catch (error) {
-      await this.failed(callers, batch, error);
-      return false;
+      return this.fail(callers, error);
     }
   }
 
-  /** Inserted in its own transaction now, committed once the batch it chains onto has committed. */
-  private async pipelined(pool: Pool, callers: Pending[], batch: ChainedBatch, previous: Promise<boolean>): Promise<boolean> {
+  /** Inserted in its own transaction now, committed once the batch it chains onto (`ahead`) has committed. */
+  private async pipelined(pool: Pool, callers: Pending[], batch: ChainedBatch, ahead: Promise<boolean>): Promise<boolean> {
     let client: PoolClient | undefined;
     let open = false;
     let broken = false;
@@ -344,24 +329,27 @@ export class AuditWriter {
       client = await pool.connect();
       await client.query('begin');
       open = true;
-      await client.query({ name: APPEND.name, text: APPEND.text, values: batch.params });
-      if (!(await previous)) {
-        // chained onto a batch that did not commit: chained again, from the head as it then is
-        open = false;
+      const [r] = await APPEND.runOn(client, batch.params);
+      const committedAhead = await ahead;
+      open = false;
+      if (!committedAhead) {
+        // chained onto a batch that did not commit: chained again, from the head as it then is (no attempt of its own)
         await client.query('rollback');
         this.head = null;
         this.requeue(callers);
         return false;
       }
-      open = false;
+      if (!(await appended(this.db, r, batch))) {
+        await client.query('rollback');
+        return this.chainAgain(callers);
+      }
       await client.query('commit');
       this.answer(callers, batch);
       return true;
     } catch (error) {
       if (open) await client!.query('rollback').catch(() => (broken = true));
-      await previous; // a failure is acted on in chain order
-      await this.failed(callers, batch, error);
-      return false;
+      await ahead; // a failure is acted on in chain order
+      return this.fail(callers, error);
     } finally {
       client?.release(broken);
     }
@@ -375,19 +363,23 @@ export class AuditWriter {
     }
   }
 
-  /**
-   * A batch that did not commit: if another process extended the log since (the head's claim collides) or the
-   * month's partition was missing (made now), its callers are chained again; anything else fails them.
-   */
-  private async failed(callers: Pending[], batch: ChainedBatch, error: unknown): Promise<void> {
+  /** Its claim was taken or its month was missing: the callers are chained again from the head as it now is. */
+  private chainAgain(callers: Pending[]): false {
     this.head = null;
-    const retry = isUniqueViolation(error) || (await repairedPartition(this.db, error, batch.at).catch(() => false));
     const again: Pending[] = [];
     for (const p of callers) {
-      if (retry && ++p.attempts < MAX_ATTEMPTS) again.push(p);
-      else p.reject(error);
+      if (++p.attempts < MAX_ATTEMPTS) again.push(p);
+      else p.reject(headKeptMoving());
     }
     this.requeue(again);
+    return false;
+  }
+
+  /** The database refused the batch: its callers fail (their data is not returned). */
+  private fail(callers: Pending[], error: unknown): false {
+    this.head = null;
+    for (const p of callers) p.reject(error);
+    return false;
   }
 
   private requeue(callers: Pending[]): void {

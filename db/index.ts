@@ -197,13 +197,23 @@ export class Statement<T extends Record<string, unknown>> {
   }
 
   async run(db: Db, values: readonly unknown[]): Promise<T[]> {
-    const client = (db as unknown as { $client?: { totalCount?: unknown; query(q: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: T[] }> } }).$client;
-    if (client && typeof client.totalCount === 'number') return (await client.query({ name: this.name, text: this.text, values })).rows;
+    const client = (db as unknown as { $client?: StatementClient & { totalCount?: unknown } }).$client;
+    if (client && typeof client.totalCount === 'number') return this.runOn(client, values);
     const chunks: SQL[] = [];
     for (const p of this.pieces) chunks.push(sql.raw(p.text), sql`${sql.param(values[p.param])}`);
     chunks.push(sql.raw(this.tail));
     return rows<T>(db, sql.join(chunks));
   }
+
+  /** On a connection of node-postgres's own (a pooled client holding a transaction), as the named statement. */
+  async runOn(client: StatementClient, values: readonly unknown[]): Promise<T[]> {
+    return (await client.query({ name: this.name, text: this.text, values })).rows as T[];
+  }
+}
+
+/** What a Statement needs of a node-postgres pool or client. */
+export interface StatementClient {
+  query(q: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
 /** Sends a NOTIFY (inside the caller's transaction when given one, so it is delivered only on commit). */
