@@ -138,8 +138,8 @@ export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: Lice
 }
 
 /**
- * Stored form: a credential without its protected header. The header (alg, typ, kid, x5c) is the same on every
- * licence a key signs, so it is kept once, with the key, and put back on reading.
+ * A credential from its stored form, which lacks the protected header: the header (alg, typ, kid, x5c) is the same on
+ * every licence a key signs, so it is kept once, with the key, and put back on reading.
  */
 export function attachHeader(key: Pick<LicenceSigningKey, 'kid' | 'x5c'>, typ: 'vc+jwt' | 'dc+sd-jwt', stored: string): string {
   return `${protectedHeader(key, typ)}.${stored}`;

@@ -34,6 +34,13 @@ interface Waiting {
   reject: (error: Error) => void;
 }
 
+/** The signatures asked for with one key and one protected header since the last dispatch. */
+interface Queued {
+  key: KeyObject;
+  bodies: string[];
+  waiting: Waiting[];
+}
+
 interface PoolWorker {
   worker: Worker;
   /** kids this worker holds */
@@ -42,9 +49,9 @@ interface PoolWorker {
 }
 
 export class SignerPool {
-  private workers: PoolWorker[] = [];
+  private workers: (PoolWorker | undefined)[] = [];
   /** by kid, then by encoded protected header (the same few strings, from the header cache) */
-  private queue = new Map<string, Map<string, { key: KeyObject; bodies: string[]; waiting: Waiting[] }>>();
+  private queue = new Map<string, Map<string, Queued>>();
   private scheduled = false;
   private nextId = 1;
   private turn = 0;
@@ -77,7 +84,7 @@ export class SignerPool {
   }
 
   /** One message per worker: the bodies split evenly, a few per worker at least. */
-  private send(kid: string, header: string, q: { key: KeyObject; bodies: string[]; waiting: Waiting[] }): void {
+  private send(kid: string, header: string, q: Queued): void {
     const parts = Math.max(1, Math.min(this.size, Math.ceil(q.bodies.length / 8)));
     const per = Math.ceil(q.bodies.length / parts);
     for (let start = 0; start < q.bodies.length; start += per) {
@@ -106,7 +113,7 @@ export class SignerPool {
     });
     const fail = (error: Error) => {
       // a worker that died fails what it held; the next signature starts a new one
-      if (this.workers[i] === w) this.workers[i] = undefined as unknown as PoolWorker;
+      if (this.workers[i] === w) this.workers[i] = undefined;
       for (const waiting of w.inFlight.values()) for (const p of waiting) p.reject(error);
       w.inFlight.clear();
     };
@@ -118,7 +125,7 @@ export class SignerPool {
 
   /** Stops the workers (what they hold fails). */
   async close(): Promise<void> {
-    const ws = this.workers.filter(Boolean);
+    const ws = this.workers.filter((w) => w !== undefined);
     this.workers = [];
     await Promise.all(ws.map((w) => w.worker.terminate()));
   }
