@@ -83,19 +83,20 @@ const NOT_ITEMS = new Set(['provenance', '__typename']);
 /** The 信息项 a query selected (field names are the 信息项 codes), through fragments too. */
 function selectedFields(info: GraphQLResolveInfo): string[] {
   const out = new Set<string>();
-  const walk = (set: SelectionSetNode | undefined) => {
-    for (const s of set?.selections ?? []) {
-      if (s.kind === Kind.FIELD) {
-        if (!NOT_ITEMS.has(s.name.value)) out.add(s.name.value);
-      } else if (s.kind === Kind.INLINE_FRAGMENT) walk(s.selectionSet);
-      else if (s.kind === Kind.FRAGMENT_SPREAD) walk(info.fragments[s.name.value]?.selectionSet);
-    }
-  };
-  for (const node of info.fieldNodes as readonly FieldNode[]) walk(node.selectionSet);
+  for (const node of info.fieldNodes as readonly FieldNode[]) collectFields(node.selectionSet, info, out);
   return [...out];
 }
 
-/** A connector's department never changes (updateConnector keeps it), so this process remembers it. */
+// module-level rather than a closure per call (tsx names every inline function it creates)
+function collectFields(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, out: Set<string>): void {
+  for (const s of set?.selections ?? []) {
+    if (s.kind === Kind.FIELD) {
+      if (!NOT_ITEMS.has(s.name.value)) out.add(s.name.value);
+    } else if (s.kind === Kind.INLINE_FRAGMENT) collectFields(s.selectionSet, info, out);
+    else if (s.kind === Kind.FRAGMENT_SPREAD) collectFields(info.fragments[s.name.value]?.selectionSet, info, out);
+  }
+}
+
 /** Only the selected 信息项 leave the hub, sensitive ones masked unless the grant allows them unmasked. */
 function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<string>, sensitive: Set<string>): Record<string, unknown> {
   return Object.fromEntries(fields.map((f) => [f, sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f]]));
@@ -113,7 +114,7 @@ function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, dep
   const rec = r.record?.[0];
   if (!rec) return null;
   // provenance is built only when selected (the default resolver calls a function it finds)
-  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: () => provenance(rec, r.resourceCode, depts) };
+  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: provenance.bind(null, rec, r.resourceCode, depts) };
 }
 
 function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {

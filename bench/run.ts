@@ -370,6 +370,7 @@ async function lookup(): Promise<void> {
       b = overRounds(baseRounds);
       o = overRounds(ourRounds);
       process.stdout.write(`audit entries written during the rounds: ${after - before} (${o.total} lookups answered)\n`);
+      process.stdout.write(`single lookups over ${ROUNDS} rounds: ours ${o.requestsPerSecond.toFixed(0)}/s (p99 ${o.p99} ms), baseline ${b.requestsPerSecond.toFixed(0)}/s, ratio ${(o.requestsPerSecond / b.requestsPerSecond).toFixed(2)}\n`);
     }
     const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
     const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));

@@ -31,3 +31,19 @@ export function createLogger(options: { level?: string; name?: string } = {}, de
     destination ?? pino.destination({ dest: 2, sync: false }),
   );
 }
+
+/**
+ * A child logger made on first use: each request gets one with its request id, and most requests never log, so
+ * the child's bindings are serialised (and redacted) only for those that do.
+ */
+export function lazyChild(logger: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const made = () => (child ??= logger.child(bindings));
+  return new Proxy(logger, {
+    get(_target, key) {
+      const value: unknown = Reflect.get(made(), key, child);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(child) : value;
+    },
+    set: (_target, key, value) => Reflect.set(made(), key, value, child),
+  });
+}

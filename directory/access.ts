@@ -300,6 +300,11 @@ interface CachedGrants {
   grants: Grant[];
 }
 
+/** GRANT_MISSING naming exactly what no grant covers: `missing: { resource, fields, itemCode }`. */
+function grantMissing(resource: string, fields: readonly string[], itemCode: string, why: string): HubError {
+  return new HubError('GRANT_MISSING', `no grant lets you read ${fields.join(', ')} of ${resource} for item ${itemCode}: ${why}`, { missing: { resource, fields: [...fields], itemCode } });
+}
+
 /**
  * The one check the query API calls: may this client read these 信息项 of this resource for this item? Grants
  * and resources are cached per process and dropped on NOTIFY, so a revocation or retirement is refused at once in
@@ -394,20 +399,16 @@ export class GrantChecker {
    */
   async check(client: Pick<ClientPrincipal, 'clientId'>, resourceCode: string, fields: readonly string[], itemCode: string, now = Date.now()): Promise<GrantDecision> {
     const resource = await this.resource(resourceCode);
-    const missing = (missingFields: readonly string[], why: string) =>
-      new HubError('GRANT_MISSING', `no grant lets you read ${missingFields.join(', ')} of ${resourceCode} for item ${itemCode}: ${why}`, {
-        missing: { resource: resourceCode, fields: [...missingFields], itemCode },
-      });
-    if (!resource || resource.status !== 'PUBLISHED') throw missing(fields, 'the resource is not published');
+    if (!resource || resource.status !== 'PUBLISHED') throw grantMissing(resourceCode, fields, itemCode, 'the resource is not published');
     const { grants: all } = await this.grantsOf(client.clientId);
     const usable = all.filter((g) => g.resourceCode === resourceCode && g.itemCodes.includes(itemCode) && (!g.expiresAt || g.expiresAt.getTime() > now));
     if (usable.length === 0) {
       const anyForResource = all.some((g) => g.resourceCode === resourceCode && (!g.expiresAt || g.expiresAt.getTime() > now));
-      throw missing(fields, anyForResource ? `your grants do not cover item ${itemCode}` : 'you hold no grant on this resource');
+      throw grantMissing(resourceCode, fields, itemCode, anyForResource ? `your grants do not cover item ${itemCode}` : 'you hold no grant on this resource');
     }
     const covered = new Set(usable.flatMap((g) => g.fields));
     const uncovered = fields.filter((f) => !covered.has(f));
-    if (uncovered.length) throw missing(uncovered, 'these 信息项 are outside your grants');
+    if (uncovered.length) throw grantMissing(resourceCode, uncovered, itemCode, 'these 信息项 are outside your grants');
     const used = usable.filter((g) => g.fields.some((f) => fields.includes(f)));
     return { grantIds: used.map((g) => g.id), resource, unmaskedFields: new Set(used.flatMap((g) => g.unmaskedFields)) };
   }

@@ -10,7 +10,7 @@ import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Logger } from '../core/logger.ts';
+import { lazyChild, type Logger } from '../core/logger.ts';
 import { presentationPage, viewPresentation } from '../licence/holder.ts';
 import { getLicenceType } from '../licence/types.ts';
 import type { VerifiedLicence } from '../licence/verify.ts';
@@ -61,17 +61,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
+    req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.resume();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
+      if (size <= limit) return void chunks.push(chunk);
+      // past the limit the rest is read and dropped
+      chunks.length = 0;
+      resolve(null);
+    });
     // past the limit the promise is settled already, and this resolve does nothing
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.once('error', reject);
@@ -313,7 +309,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   };
 
   const graphql = (req: IncomingMessage, res: ServerResponse, requestId: string) => {
-    const log = logger.child({ reqId: requestId });
+    const log = lazyChild(logger, { reqId: requestId });
     (req as IncomingMessage & { log: typeof log }).log = log;
     if (req.method === 'GET' && options.graphiql && (req.headers.accept ?? '').includes('text/html')) {
       void yoga.handle(req, res, { requestId, log } as never);
@@ -378,7 +374,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       graphql(req, res, requestId);
       return;
     }
-    (req as IncomingMessage & { log: unknown }).log = logger.child({ reqId: requestId });
+    (req as IncomingMessage & { log: unknown }).log = lazyChild(logger, { reqId: requestId });
     app(req as Request, res as Response);
   };
 

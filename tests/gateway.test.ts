@@ -3,7 +3,7 @@ import { getIntrospectionQuery, GraphQLError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientFile } from '../auth/client-file.ts';
 import { HubError } from '../core/errors.ts';
-import { createLogger } from '../core/logger.ts';
+import { createLogger, lazyChild } from '../core/logger.ts';
 import { maskError, printHubSchema } from '../gateway/graphql.ts';
 import fs from 'node:fs';
 import { createTestDatabase, drivers, type TestDatabase } from './helpers/db.ts';
@@ -29,6 +29,32 @@ describe('logs', () => {
     expect(text).not.toMatch(/11010519491231002X|360426199101010071|440524188001010014/);
     expect(lines[0]).toMatchObject({ subject: '110105********002X', msg: 'lookup of 440524********0014' });
     expect(text).not.toContain('abc.def.ghi');
+  });
+
+  it('give each request a child that is made on first use and logs like one made at once', () => {
+    const { lines, logger } = capture();
+    let made = 0;
+    const child = logger.child;
+    logger.child = function (this: typeof logger, ...args: Parameters<typeof child>) {
+      made++;
+      return child.apply(this, args);
+    } as typeof child;
+    const log = lazyChild(logger, { reqId: 'r-1' });
+    expect(made).toBe(0);
+    log.info({ subject: '11010519491231002X' }, 'read');
+    log.warn('again');
+    expect(made).toBe(1);
+    log.level = 'error';
+    log.info('not written: the child is at error now');
+    logger.info('written: the parent stays at info');
+    log.child({ step: 2 }).error('nested');
+    expect(lines.map((l) => [l.reqId, l.msg, l.step])).toEqual([
+      ['r-1', 'read', undefined],
+      ['r-1', 'again', undefined],
+      [undefined, 'written: the parent stays at info', undefined],
+      ['r-1', 'nested', 2],
+    ]);
+    expect(lines[0]).toMatchObject({ subject: '110105********002X' });
   });
 });
 
