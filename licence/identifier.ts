@@ -51,8 +51,13 @@ export function parseLicenceIdentifier(identifier: string): (LicenceIdentifierPa
   return { typeCode: m[1]!, issuerCode: m[2]!, serial: m[3]!, version: Number(m[4]), check: m[5]! };
 }
 
+/** Whether a parsed identifier's last character is the MOD 37,36 check character of the rest. */
+export function checkDigitHolds(p: LicenceIdentifierParts & { check: string }): boolean {
+  return mod3736CheckChar(`${p.typeCode}${p.issuerCode}${p.serial}${formatVersion(p.version)}`) === p.check;
+}
+
 export function identifierProblem(identifier: string): IdentifierProblem | null {
   const p = parseLicenceIdentifier(identifier);
   if (!p || p.version < 1) return 'FORMAT';
-  return mod3736CheckChar(`${p.typeCode}${p.issuerCode}${p.serial}${formatVersion(p.version)}`) === p.check ? null : 'CHECK_DIGIT';
+  return checkDigitHolds(p) ? null : 'CHECK_DIGIT';
 }

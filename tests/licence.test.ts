@@ -282,6 +282,15 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown> & { credentialSubject: Record<string, unknown> };
     payload.credentialSubject.CZZT = '李强';
     expect((await verify(`${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}`)).reasons).toContain('SIGNATURE');
+    // a header of the same length, beginning and end as the one just verified (and so cached), with another leaf
+    // certificate: judged by its own chain, not by the cached header's
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { x5c: string[] };
+    const leafB64 = header.x5c[0]!;
+    const mid = leafB64.length >> 1;
+    header.x5c[0] = `${leafB64.slice(0, mid)}${leafB64[mid] === 'A' ? 'B' : 'A'}${leafB64.slice(mid + 1)}`;
+    const altered = Buffer.from(JSON.stringify(header)).toString('base64url');
+    expect([altered.length, altered.slice(0, 192), altered.slice(-48)]).toEqual([h.length, h.slice(0, 192), h.slice(-48)]);
+    expect(await verify(`${altered}.${p}.${s}`)).toMatchObject({ valid: false, reasons: ['CHAIN'] });
 
     // a foreign CA: a chain that looks like the hub's but leads to another root
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
