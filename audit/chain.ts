@@ -83,24 +83,59 @@ export function canonicalEntry(e: ChainedEntry): string {
 }
 
 /**
+ * The canonical text of an entry around its own values (seq, subject, details): `head` is the run from its time to
+ * its resource, `tail` from its 信息项 to its request id. Both are the same for every entry of one time and kind, so
+ * the writer makes them once per kind; entryTexts puts them together the same way for one entry.
+ */
+export interface EntrySegments {
+  head: string;
+  tail: string;
+}
+
+/** An entry's fields but its own three: what the entries of one kind and batch share. */
+export type SharedFields = Omit<ChainedEntry, 'seq' | 'subject' | 'details'>;
+
+export function entrySegments(e: SharedFields): EntrySegments {
+  return {
+    head: runOf([e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode]),
+    tail: runOf([e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId]),
+  };
+}
+
+/** Values as they stand inside the canonical array: native JSON.stringify where it writes the same text. */
+function runOf(values: unknown[]): string {
+  return (stringifiesCanonically(values) ? JSON.stringify(values) : canonical(values)).slice(1, -1);
+}
+
+/**
  * The entry's hashed form and its details as the JSON text stored (JSON.stringify's, whatever the key order: the
  * column is jsonb, and verification recomputes the canonical form from what it reads back).
  */
+export function entryTextsWith(segments: EntrySegments, seq: number, subject: string | null, details: Record<string, unknown> | null): { canonical: string; details: string | null } {
+  const stored = details === null || details === undefined ? null : JSON.stringify(details);
+  const hashed = stored === null ? 'null' : stringifiesCanonically(details) ? stored : canonical(details);
+  return { canonical: `[${canonical(seq)},${segments.head},${canonical(subject)},${segments.tail},${hashed}]`, details: stored };
+}
+
 export function entryTexts(e: ChainedEntry): { canonical: string; details: string | null } {
-  const fixed = [e.seq, e.at, e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.subject, e.fields, e.outcome, e.reason, e.withholdBasis, e.requestId];
-  const details = e.details === null || e.details === undefined ? null : JSON.stringify(e.details);
-  if (!stringifiesCanonically(fixed)) return { canonical: canonical([...fixed, e.details]), details };
-  const hashed = details === null ? 'null' : stringifiesCanonically(e.details) ? details : canonical(e.details);
-  return { canonical: `${JSON.stringify(fixed).slice(0, -1)},${hashed}]`, details };
+  return entryTextsWith(entrySegments(e), e.seq, e.subject, e.details);
 }
 
 export function chainHash(prevHash: string, e: ChainedEntry): string {
   return chainHashOf(prevHash, canonicalEntry(e));
 }
 
+/** One buffer for the hash input, reused: hashing is synchronous, and a batch hashes every entry in turn. */
+let input = Buffer.allocUnsafe(16 * 1024);
+
 /** SHA-256(previous hash's bytes ‖ the canonical text's UTF-8). */
 export function chainHashOf(prevHash: string, canonicalText: string): string {
-  return crypto.hash('sha256', Buffer.concat([Buffer.from(prevHash, 'hex'), Buffer.from(canonicalText)]), 'hex');
+  const need = (prevHash.length >> 1) + canonicalText.length * 3;
+  if (input.length < need) input = Buffer.allocUnsafe(Math.max(need, input.length * 2));
+  // as Buffer.from(prevHash, 'hex') would: a malformed stored hash gives fewer bytes, and so another hash
+  const k = input.write(prevHash, 0, 'hex');
+  const n = input.write(canonicalText, k, 'utf8');
+  return crypto.hash('sha256', input.subarray(0, k + n), 'hex');
 }
 
 const LEAF = Buffer.from([0]);

@@ -1,6 +1,6 @@
 import { desc } from 'drizzle-orm';
 import { advisoryXactLock, arrayLiteral, Statement, type Db, type StatementClient } from '../db/index.ts';
-import { chainHashOf, entryTexts, GENESIS_HASH, type ChainedEntry } from './chain.ts';
+import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
 
@@ -62,19 +62,48 @@ function joinFields(fields: readonly string[]): string {
 const KIND_COLUMNS = 12;
 
 /** The kind columns of an entry, in the statement's order. */
-function kindOf(e: ChainedEntry): (string | null)[] {
+function kindOf(e: SharedFields): (string | null)[] {
   return [e.clientId, e.department, e.operator, e.itemCode, e.caseId, e.operation, e.resourceCode, e.fields ? joinFields(e.fields) : null, e.outcome, e.reason, e.withholdBasis, e.requestId];
 }
 
-function sameKind(a: readonly (string | null)[], b: readonly (string | null)[]): boolean {
-  for (let k = 0; k < KIND_COLUMNS; k++) if (a[k] !== b[k]) return false;
+/** What an entry shares with the others of its kind, and the batch's time. */
+function sharedOf(r: AuditRecord, at: string): SharedFields {
+  return {
+    at,
+    clientId: r.clientId ?? null,
+    department: r.department ?? null,
+    operator: r.operator ?? null,
+    itemCode: r.itemCode ?? null,
+    caseId: r.caseId ?? null,
+    operation: r.operation,
+    resourceCode: r.resourceCode ?? null,
+    fields: r.fields ?? null,
+    outcome: r.outcome,
+    reason: r.reason ?? null,
+    withholdBasis: r.withholdBasis ?? null,
+    requestId: r.requestId ?? null,
+  };
+}
+
+/** Whether two records share their kind columns (a read's records do, and usually their 信息项 list too). */
+function sameShared(a: AuditRecord, b: AuditRecord): boolean {
+  if (a.operation !== b.operation || a.outcome !== b.outcome) return false;
+  if ((a.clientId ?? null) !== (b.clientId ?? null) || (a.department ?? null) !== (b.department ?? null) || (a.operator ?? null) !== (b.operator ?? null)) return false;
+  if ((a.itemCode ?? null) !== (b.itemCode ?? null) || (a.caseId ?? null) !== (b.caseId ?? null) || (a.resourceCode ?? null) !== (b.resourceCode ?? null)) return false;
+  if ((a.reason ?? null) !== (b.reason ?? null) || (a.withholdBasis ?? null) !== (b.withholdBasis ?? null) || (a.requestId ?? null) !== (b.requestId ?? null)) return false;
+  const fa = a.fields ?? null;
+  const fb = b.fields ?? null;
+  if (fa === fb) return true;
+  if (fa === null || fb === null || fa.length !== fb.length) return false;
+  for (let k = 0; k < fa.length; k++) if (fa[k] !== fb[k]) return false;
   return true;
 }
 
 /**
  * Numbers and chains records after a head, straight into the statement's columns (no row objects); every
  * entry of a batch has the same time, never earlier than the head's (processes' clocks differ a little), so each
- * month's partition holds one contiguous run of the chain.
+ * month's partition holds one contiguous run of the chain. A run of records of one kind shares its canonical
+ * segments, so per entry only its number, subject and details are written out.
  */
 function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   let seq = head.seq;
@@ -89,50 +118,35 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const hashes: string[] = new Array<string>(n);
   const kinds: (string | null)[][] = [];
   const kindByKey = new Map<string, number>();
-  let lastKind: (string | null)[] | null = null;
+  let kind = 0;
+  let segments: EntrySegments | undefined;
   for (let i = 0; i < n; i++) {
     const r = records[i]!;
-    const e: ChainedEntry = {
-      seq: ++seq,
-      at,
-      clientId: r.clientId ?? null,
-      department: r.department ?? null,
-      operator: r.operator ?? null,
-      itemCode: r.itemCode ?? null,
-      caseId: r.caseId ?? null,
-      operation: r.operation,
-      resourceCode: r.resourceCode ?? null,
-      subject: r.subject ?? null,
-      fields: r.fields ?? null,
-      outcome: r.outcome,
-      reason: r.reason ?? null,
-      withholdBasis: r.withholdBasis ?? null,
-      requestId: r.requestId ?? null,
-      details: r.details ?? null,
-    };
-    const texts = entryTexts(e);
-    const hash = chainHashOf(prev, texts.canonical);
-    const kind = kindOf(e);
-    if (lastKind && sameKind(kind, lastKind)) kindIx[i] = kindIx[i - 1]!;
-    else {
-      const key = JSON.stringify(kind);
+    if (i === 0 || !sameShared(r, records[i - 1]!)) {
+      const shared = sharedOf(r, at);
+      segments = entrySegments(shared);
+      const columns = kindOf(shared);
+      const key = JSON.stringify(columns);
       let ix = kindByKey.get(key);
       if (ix === undefined) {
-        kinds.push(kind);
+        kinds.push(columns);
         kindByKey.set(key, (ix = kinds.length)); // 1-based, as WITH ORDINALITY counts
       }
-      kindIx[i] = ix;
-      lastKind = kind;
+      kind = ix;
     }
+    const subject = r.subject ?? null;
+    const texts = entryTextsWith(segments!, ++seq, subject, r.details ?? null);
+    const hash = chainHashOf(prev, texts.canonical);
+    kindIx[i] = kind;
     seqs[i] = seq;
-    subjects[i] = e.subject;
+    subjects[i] = subject;
     details[i] = texts.details;
     prevHashes[i] = prev;
     hashes[i] = hash;
     prev = hash;
   }
   const params: unknown[] = [head.seq, seq, at];
-  for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((kind) => kind[k]!)));
+  for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((columns) => columns[k]!)));
   params.push(arrayLiteral(seqs), arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(prevHashes), arrayLiteral(hashes));
   params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonical, canonicalEntry, chainHash, GENESIS_HASH, type ChainedEntry } from '../audit/chain.ts';
+import { canonical, canonicalEntry, chainHash, chainHashOf, GENESIS_HASH, type ChainedEntry } from '../audit/chain.ts';
 
 /** The chain's definition written out again, separately: keys sorted at every level, absent values null. */
 function reference(value: unknown): string {
@@ -61,6 +61,14 @@ describe('the chain hash', () => {
       expect(canonicalEntry(e)).toBe(expected);
       expect(canonical(e.details)).toBe(reference(e.details));
       expect(chainHash(GENESIS_HASH, e)).toBe(crypto.createHash('sha256').update(GENESIS_HASH, 'hex').update(expected).digest('hex'));
+    }
+  });
+
+  it('hashes the previous hash\'s bytes and the text\'s UTF-8, a malformed stored hash and a long text too', () => {
+    const expected = (prev: string, text: string) => crypto.createHash('sha256').update(Buffer.from(prev, 'hex')).update(text).digest('hex');
+    const long = `["${'证'.repeat(20_000)}"]`;
+    for (const [prev, text] of [[GENESIS_HASH, '[1]'], ['ab'.repeat(32), long], ['zz', '[2]'], ['abc', '[3]'], ['f'.repeat(128), '["\ud83d\ude00"]'], ['', '[]'], [GENESIS_HASH, '[4]']] as const) {
+      expect(chainHashOf(prev, text)).toBe(expected(prev, text));
     }
   });
 });

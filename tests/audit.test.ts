@@ -50,6 +50,10 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       Array.from({ length: 6 }, (_, i) => ({ ...base, subject: `S${i}`, outcome: (i % 2 ? 'NOT_FOUND' : 'RETURNED') as 'RETURNED' | 'NOT_FOUND', details: { i } })),
       [{ ...base, clientId: null, department: null, requestId: 'req-10', subject: 'S6', outcome: 'REFUSED' as const, reason: 'GRANT_MISSING', fields: null }],
       Array.from({ length: 3 }, (_, i) => ({ ...base, requestId: 'req-11', subject: `S${7 + i}`, outcome: 'RETURNED' as const, withholdBasis: i === 1 ? '公安机关侦查' : null, operator: i === 2 ? 'op "x"' : null, fields: ['name', 'idNumber'] })),
+      // next to each other, entries that differ only in their 信息项 (one list the start of the other), then only in
+      // their request id
+      [{ ...base, subject: 'S10', outcome: 'RETURNED' as const, fields: ['name', 'idNumber'] }, { ...base, subject: 'S11', outcome: 'RETURNED' as const, fields: ['name'] }],
+      [{ ...base, subject: 'S12', outcome: 'RETURNED' as const, requestId: 'req-12' }],
     ];
     const answered = await Promise.all(groups.map((g) => writer.appendMany(g)));
     const stored = await rows<Record<string, unknown>>(
