@@ -114,7 +114,6 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const kindIx: number[] = new Array<number>(n);
   const subjects: (string | null)[] = new Array<string | null>(n);
   const details: (string | null)[] = new Array<string | null>(n);
-  const prevHashes: string[] = new Array<string>(n);
   const hashes: string[] = new Array<string>(n);
   const kinds: (string | null)[][] = [];
   const kindByKey = new Map<string, number>();
@@ -141,13 +140,12 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
     seqs[i] = seq;
     subjects[i] = subject;
     details[i] = texts.details;
-    prevHashes[i] = prev;
     hashes[i] = hash;
     prev = hash;
   }
   const params: unknown[] = [head.seq, seq, at];
   for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((columns) => columns[k]!)));
-  params.push(arrayLiteral(seqs), arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(prevHashes), arrayLiteral(hashes));
+  params.push(arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(hashes), head.hash);
   params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };
 }
@@ -156,23 +154,29 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
 const KINDS = `kinds as (select * from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
                with ordinality as k(client_id, department, operator, item_code, case_id, operation, resource_code, fields, outcome, reason, withhold_basis, request_id, ord))`;
 
-/** The batch's entries ($16 … $21) with their kinds' columns, every entry with the batch's one time. */
+/**
+ * The batch's entries ($16 … $19) with their kinds' columns, every entry with the batch's one time. Sequence numbers
+ * follow the head's ($1) one by one, and each entry's previous hash is the hash before it, the first's the head's
+ * ($20): neither is sent per entry. (The hashes zipped with themselves one place on, not a window function, which
+ * would sort the batch's rows first.)
+ */
 const ENTRIES = `insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
-   select t.seq, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
+   select $1::int8 + t.n, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
           string_to_array(k.fields, chr(31)), k.outcome, k.reason, k.withhold_basis, k.request_id, t.details, t.prev_hash, t.hash
-   from unnest($16::int8[], $17::int8[], $18::text[], $19::jsonb[], $20::text[], $21::text[]) as t(seq, kind, subject, details, prev_hash, hash)
+   from unnest($16::int8[], $17::text[], $18::jsonb[], $19::text[], (array_prepend($20::text, $19::text[]))[1:cardinality($19::text[])])
+        with ordinality as t(kind, subject, details, hash, prev_hash, n)
    join kinds k on k.ord = t.kind`;
 
 /**
  * One statement whatever the batch size. It claims the head the batch chains onto in `audit_batches`; a claim that
- * collides (another writer extended the log since), or a month without its partition yet ($22, its name), inserts
+ * collides (another writer extended the log since), or a month without its partition yet ($21, its name), inserts
  * nothing and says which, rather than failing: inside a caller's transaction there is then no savepoint to roll back
  * to, and a pipelined batch tells a collision from an error by its result.
  */
 // a data-modifying WITH runs to completion whether or not the query reads it: the entries are in iff the claim is
 const APPEND = new Statement<{ partition_ok: boolean; claimed: number }>(
   'hub_audit_append',
-  `with part as (select to_regclass($22::text) is not null as ok),
+  `with part as (select to_regclass($21::text) is not null as ok),
    claim as (insert into audit_batches (prev_seq, last_seq, at) select $1::int8, $2::int8, $3::timestamptz where (select ok from part) on conflict do nothing returning 1),
    ${KINDS},
    ins as (${ENTRIES} where exists (select 1 from claim))
