@@ -303,7 +303,7 @@ async function loadWith(config: { url: string; connections: number; seconds: num
 /**
  * Authenticated, purpose-bound, audited `person` lookups over HTTP against the hub on PostgreSQL (synchronous_commit
  * on), 32 connections from a separate load process, against bare graphql-yoga `{ hello }` with the same tool; then
- * batch lookups of 100 subjects per call, each subject its own durable audit entry.
+ * batch lookups of 100 subjects per call over as many connections, each subject its own durable audit entry.
  */
 async function lookup(): Promise<void> {
   const people = Number(process.env.BENCH_PEOPLE ?? 20_000);
@@ -374,7 +374,7 @@ async function lookup(): Promise<void> {
     }
     const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
     const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));
-    const batchConnections = Number(process.env.BENCH_BATCH_CONNECTIONS ?? 8);
+    const batchConnections = Number(process.env.BENCH_BATCH_CONNECTIONS ?? CONNECTIONS);
     if (!phases.includes('batch')) return;
     await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: WARMUP, headers: auth, bodies: batches });
     const batch = await loadWith({ url: `${hubBase}/graphql`, connections: batchConnections, seconds: SECONDS, headers: auth, bodies: batches });
