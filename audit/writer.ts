@@ -145,7 +145,8 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   }
   const params: unknown[] = [head.seq, seq, at];
   for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((columns) => columns[k]!)));
-  params.push(arrayLiteral(kindIx), arrayLiteral(subjects), arrayLiteral(details), arrayLiteral(hashes), head.hash);
+  // kind numbers and hex digits need no quoting
+  params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), arrayLiteral(details), `{${hashes.join(',')}}`, head.hash);
   params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };
 }

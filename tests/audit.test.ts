@@ -54,6 +54,8 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       // their request id
       [{ ...base, subject: 'S10', outcome: 'RETURNED' as const, fields: ['name', 'idNumber'] }, { ...base, subject: 'S11', outcome: 'RETURNED' as const, fields: ['name'] }],
       [{ ...base, subject: 'S12', outcome: 'RETURNED' as const, requestId: 'req-12' }],
+      // details holding separators, quotes, backslashes and empty texts
+      [{ ...base, subject: 'S13', outcome: 'RETURNED' as const, details: { note: 'a\u001eb,{"c"}\\', empty: '', list: [''] } }, { ...base, subject: 'S14', outcome: 'RETURNED' as const, details: {} }],
     ];
     const answered = await Promise.all(groups.map((g) => writer.appendMany(g)));
     const stored = await rows<Record<string, unknown>>(
