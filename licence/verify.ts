@@ -73,14 +73,22 @@ function malformed(format: LicenceVerification['format'] = null): LicenceVerific
 }
 const MAX_HEADERS = 10_000;
 
-/** One prepared statement for every lookup of a tick; plain SQL, since a query builder's per-row work shows here. */
-const VERDICT = new Statement<RecordRow>(
+/**
+ * One prepared statement for every lookup of a tick; plain SQL, since a query builder's per-row work shows here.
+ * Each row comes as one JSON text, parsed once (no per-column parsing), in RecordRow's order.
+ */
+const VERDICT = new Statement<{ r: string }>(
   'hub_licence_verdict',
-  `select l.identifier, (extract(epoch from l.issued_at) * 1000)::float8 as issued_ms, l.valid_from::text as valid_from, l.valid_until::text as valid_until,
-          l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_ms, s.fingerprint
+  `select json_build_array(l.identifier, (extract(epoch from l.issued_at) * 1000)::float8, l.valid_from::text, l.valid_until::text,
+          l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8, s.fingerprint)::text as r
    from licences l join licence_signers s on s.kid = l.signer_kid
    where l.identifier = any($1::text[])`,
 );
+
+function recordRow(text: string): RecordRow {
+  const [identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint] = JSON.parse(text) as [string, number, string, string | null, LicenceStatus, string, number | null, string];
+  return { identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint };
+}
 
 /**
  * verifyLicence: signature (crypto.verify with the chain's cached KeyObject), chain to the hub root (validated once
@@ -104,7 +112,11 @@ export class LicenceVerifier {
     this.loader = new DataLoader<string, RecordRow | null>(
       async (ids) => {
         const found = await VERDICT.run(this.db, [[...ids]]);
-        const by = new Map(found.map((r) => [r.identifier, r]));
+        const by = new Map<string, RecordRow>();
+        for (const row of found) {
+          const r = recordRow(row.r);
+          by.set(r.identifier, r);
+        }
         return ids.map((id) => by.get(id) ?? null);
       },
       { cache: false, maxBatchSize: 500, batchScheduleFn: (run) => setImmediate(run) },
@@ -207,14 +219,15 @@ export class LicenceVerifier {
       else if (status === 'EXPIRED') reasons.add('EXPIRED');
       if (record.valid_from > today) reasons.add('NOT_YET_VALID');
     }
-    return {
+    const verdict: LicenceVerification = {
       valid: reasons.size === 0,
       status,
       reasons: reasons.size === 0 ? [] : VERIFICATION_REASONS.filter((r) => reasons.has(r)),
       licence: record ? recordView(identifier, parts, record, subject as Record<string, unknown>) : null,
       format,
-      ...(disclosed ? { disclosed } : {}),
     };
+    if (disclosed) verdict.disclosed = disclosed;
+    return verdict;
   }
 
   /**
