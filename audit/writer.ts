@@ -1,5 +1,6 @@
 import { desc } from 'drizzle-orm';
-import { advisoryXactLock, arrayLiteral, Statement, type Db, type StatementClient } from '../db/index.ts';
+import type { Pool, PoolClient } from 'pg';
+import { advisoryXactLock, arrayLiteral, pgPool, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -57,7 +58,7 @@ function joinFields(fields: readonly string[]): string {
 /**
  * The columns an entry shares with the others of its read (who, why, what, how it ended): a batch sends each distinct
  * combination once, as a "kind", and each entry the number of its kind. A read of 100 subjects is then a handful of
- * kinds and, per entry, its sequence number, kind, subject, details and hashes.
+ * kinds and, per entry, its kind, subject, details and hash.
  */
 const KIND_COLUMNS = 12;
 
@@ -220,16 +221,6 @@ interface Pending {
   attempts: number;
 }
 
-/** A pooled connection of node-postgres: what the pipelined writer needs of it. */
-type PoolClient = StatementClient & {
-  query(q: string): Promise<unknown>;
-  release(destroy?: boolean): void;
-};
-interface Pool {
-  totalCount: number;
-  connect(): Promise<PoolClient>;
-}
-
 /** Batches in flight at once on PostgreSQL: the next is inserted while the one before commits. */
 const PIPELINE_DEPTH = 2;
 /**
@@ -264,8 +255,7 @@ export class AuditWriter {
     private readonly db: Db,
     private readonly maxBatch = 2000,
   ) {
-    const client = (db as unknown as { $client?: Partial<Pool> }).$client;
-    this.pool = client && typeof client.totalCount === 'number' && typeof client.connect === 'function' ? (client as Pool) : null;
+    this.pool = pgPool(db);
   }
 
   async append(record: AuditRecord): Promise<number> {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/logger.ts';
 import { acquireDataDirLock, type DataDirLock } from './lock.ts';
 import * as schema from './schema.ts';
@@ -197,8 +197,8 @@ export class Statement<T extends Record<string, unknown>> {
   }
 
   async run(db: Db, values: readonly unknown[]): Promise<T[]> {
-    const client = (db as unknown as { $client?: StatementClient & { totalCount?: unknown } }).$client;
-    if (client && typeof client.totalCount === 'number') return this.runOn(client, values);
+    const pool = pgPool(db);
+    if (pool) return this.runOn(pool, values);
     const chunks: SQL[] = [];
     for (const p of this.pieces) chunks.push(sql.raw(p.text), sql`${sql.param(values[p.param])}`);
     chunks.push(sql.raw(this.tail));
@@ -209,6 +209,15 @@ export class Statement<T extends Record<string, unknown>> {
   async runOn(client: StatementClient, values: readonly unknown[]): Promise<T[]> {
     return (await client.query({ name: this.name, text: this.text, values })).rows as T[];
   }
+}
+
+/**
+ * The node-postgres pool behind a handle, or null: on PGlite, and inside a transaction (whose handle holds one
+ * pooled client instead, which must carry every statement of it).
+ */
+export function pgPool(db: Db): Pool | null {
+  const client = (db as unknown as { $client?: Partial<Pool> }).$client;
+  return client && typeof client.totalCount === 'number' && typeof client.connect === 'function' ? (client as Pool) : null;
 }
 
 /** What a Statement needs of a node-postgres pool or client. */

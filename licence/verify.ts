@@ -58,6 +58,7 @@ function beijingToday(now: number): string {
 }
 
 const MAX_CREDENTIAL = 64 * 1024;
+const MAX_HEADERS = 10_000;
 
 /**
  * The key a protected header is cached under: its length, its first 192 characters (alg, typ, kid) and its last 48.
@@ -71,7 +72,6 @@ function headerKey(compact: string, dot: number): string {
 function malformed(format: LicenceVerification['format'] = null): LicenceVerification {
   return { valid: false, status: null, reasons: ['MALFORMED'], licence: null, format };
 }
-const MAX_HEADERS = 10_000;
 
 /**
  * One prepared statement for every lookup of a tick; plain SQL, since a query builder's per-row work shows here.
