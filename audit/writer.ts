@@ -221,8 +221,12 @@ interface Pending {
   attempts: number;
 }
 
-/** Batches in flight at once on PostgreSQL: the next is inserted while the one before commits. */
-const PIPELINE_DEPTH = 2;
+/**
+ * Batches in flight at once on PostgreSQL: the next ones are inserted while the one before commits. Four rather than
+ * two: batch lookups measured 10% more subjects a second (alternating runs 31,080/27,300 at two, 34,380/30,411 at four),
+ * the inserts of two batches overlapping on the database's two backends while the hub builds the next.
+ */
+const PIPELINE_DEPTH = 4;
 /**
  * Records that make a batch worth sending behind one in flight; fewer wait for it to end and go in one batch (a
  * transaction per few records would cost more than the wait saves).
@@ -234,11 +238,11 @@ const PIPELINE_AT = 256;
  * after `append` resolves), but records that arrive while a commit is in flight share the next one, so thousands of
  * entries a second cost a few transactions. No timer adds latency when the log is idle.
  *
- * A batch with nothing ahead of it is one autocommitted statement. Under load, on PostgreSQL, two are in flight: batch
- * k+1, chained onto batch k's last hash, is inserted in its own transaction while k commits, and its COMMIT is sent
- * only once k's has succeeded. Commits land in chain order, so the durable log is always a gap-free prefix; if k does
- * not commit (another process extended the log: its claim was taken), k+1 rolls back too and both are chained again
- * from the head as it then is. On PGlite (one connection) batches are written one after the other.
+ * A batch with nothing ahead of it is one autocommitted statement. Under load, on PostgreSQL, up to PIPELINE_DEPTH are
+ * in flight: batch k+1, chained onto batch k's last hash, is inserted in its own transaction while k commits, and its
+ * COMMIT is sent only once k's has succeeded. Commits land in chain order, so the durable log is always a gap-free
+ * prefix; if k does not commit (another process extended the log: its claim was taken), every batch behind it rolls
+ * back too and all are chained again from the head as it then is. On PGlite (one connection) batches are written one after the other.
  */
 export class AuditWriter {
   private queue: Pending[] = [];

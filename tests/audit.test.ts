@@ -254,7 +254,7 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     await owner(`update audit_entries set reason = null where seq = 11`);
   });
 
-  it('pipelines a batch behind one in flight, and rolls it back when the one ahead collides', async () => {
+  it('pipelines batches behind one in flight, and rolls them all back when the one ahead collides', async () => {
     const a = new AuditWriter(tdb.database.db);
     await a.append(record(7000)); // a knows the head
     // another writer chains onto the same head in a transaction held open: a's next batch waits on its claim
@@ -283,13 +283,19 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
       const second = a.appendMany(Array.from({ length: 300 }, (_, i) => record(7003 + i)));
       await new Promise((r) => setTimeout(r, 100));
       expect(pipelined).toBe(1); // inserted, waiting to commit after the first
+      // and a third behind the second, chained onto its last hash
+      const third = a.appendMany(Array.from({ length: 300 }, (_, i) => record(7303 + i)));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(pipelined).toBe(2);
       release();
       await other;
-      const [s1, s2] = await Promise.all([first, second]);
-      const stored = await rows<{ seq: number; case_id: string }>(tdb.database.db, sql`select seq, case_id from audit_entries where seq = any(${sql.param([s1, ...s2])}::int8[]) order by seq`);
-      expect(new Map(stored.map((r) => [Number(r.seq), r.case_id]))).toEqual(new Map([[s1, 'CASE-7002'], ...s2.map((seq, i) => [seq, `CASE-${7003 + i}`] as [number, string])]));
-      expect(s2).toEqual(s2.map((_, i) => s2[0]! + i));
-      // had the second committed on top of the first that collided, its entries would chain onto nothing
+      const [s1, s2, s3] = await Promise.all([first, second, third]);
+      const stored = await rows<{ seq: number; case_id: string }>(tdb.database.db, sql`select seq, case_id from audit_entries where seq = any(${sql.param([s1, ...s2, ...s3])}::int8[]) order by seq`);
+      const expected = [[s1, 'CASE-7002'], ...s2.map((seq, i) => [seq, `CASE-${7003 + i}`]), ...s3.map((seq, i) => [seq, `CASE-${7303 + i}`])] as [number, string][];
+      expect(new Map(stored.map((r) => [Number(r.seq), r.case_id]))).toEqual(new Map(expected));
+      for (const s of [s2, s3]) expect(s).toEqual(s.map((_, i) => s[0]! + i));
+      expect(new Set([s1, ...s2, ...s3]).size).toBe(601);
+      // had the second or third committed on top of the first that collided, its entries would chain onto nothing
       expect((await verify()).ok).toBe(true);
     } finally {
       pool.connect = connect;
