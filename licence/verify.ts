@@ -69,6 +69,12 @@ function headerKey(compact: string, dot: number): string {
   return `${dot}:${compact.slice(0, Math.min(192, dot))}:${compact.slice(Math.max(0, dot - 48), dot)}`;
 }
 
+interface CachedHeader {
+  text: string;
+  header: Record<string, unknown>;
+  chain: ChainResult;
+}
+
 function malformed(format: LicenceVerification['format'] = null): LicenceVerification {
   return { valid: false, status: null, reasons: ['MALFORMED'], licence: null, format };
 }
@@ -102,7 +108,8 @@ export class LicenceVerifier {
    * Protected headers, parsed and their chains validated: a department key's header (with its x5c) repeats on every
    * licence it signed. Found by headerKey, and used only when the whole text is the same.
    */
-  private readonly headers = new Map<string, { text: string; header: Record<string, unknown>; chain: ChainResult }>();
+  private readonly headers = new Map<string, CachedHeader>();
+  private lastHeader: CachedHeader | undefined;
   private turn: Promise<void> | undefined;
 
   constructor(
@@ -133,9 +140,13 @@ export class LicenceVerifier {
     const format = sd ? 'dc+sd-jwt' : 'vc+jwt';
     const dot = compact.indexOf('.');
     const headerText = dot > 0 ? compact.slice(0, dot) : '';
-    const key = headerKey(compact, dot);
-    let cached = dot > 0 ? this.headers.get(key) : undefined;
-    if (cached && cached.text !== headerText) cached = undefined; // the same key, another header
+    // the header of the call before is tried first (a run of one signer's licences), then the cache by key
+    let cached = this.lastHeader?.text === headerText ? this.lastHeader : undefined;
+    const key = cached || dot <= 0 ? '' : headerKey(compact, dot);
+    if (!cached && dot > 0) {
+      cached = this.headers.get(key);
+      if (cached && cached.text !== headerText) cached = undefined; // the same key, another header
+    }
     const jws = decodeCompactJws(compact, cached?.header);
     if (!jws || jws.header.alg !== 'ES256' || jws.header.typ !== format) return malformed(sd ? 'dc+sd-jwt' : jws ? 'vc+jwt' : null);
     const { header, payload } = jws;
@@ -144,8 +155,9 @@ export class LicenceVerifier {
     else {
       chain = this.pki.validateChain(header.x5c);
       if (this.headers.size >= MAX_HEADERS) this.headers.clear();
-      this.headers.set(key, { text: headerText, header, chain });
+      this.headers.set(key, (cached = { text: headerText, header, chain }));
     }
+    this.lastHeader = cached;
 
     // identifier and its check character
     const subject = sd ? payload : (payload.credentialSubject as Record<string, unknown> | undefined);
