@@ -19,26 +19,40 @@ type Ctx = HubContext & QueryPorts;
 const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
 
 /**
- * Current records are loaded through one batching loader per process and kind: the lookups of all requests that
- * arrive in the same tick share one query (no caching: each load reads the database).
+ * Current records are loaded through batching loaders per process, kind and list of 信息项: the lookups of all
+ * requests that arrive in the same tick and select the same 信息项 share one query, which reads only those out of
+ * each record (no caching: each load reads the database). Credit profiles are built from whole entries.
  */
-const loaders = new WeakMap<object, Map<BaseRecordKind, DataLoader<string, BaseRecordView[]>>>();
+const loaders = new WeakMap<object, Map<string, DataLoader<string, BaseRecordView[]>>>();
+const MAX_LOADERS = 64;
 
-function currentLoader(db: Db, kind: BaseRecordKind): DataLoader<string, BaseRecordView[]> {
-  let byKind = loaders.get(db);
-  if (!byKind) loaders.set(db, (byKind = new Map()));
-  let loader = byKind.get(kind);
+function currentLoader(db: Db, kind: BaseRecordKind, fields: readonly string[]): DataLoader<string, BaseRecordView[]> {
+  let byList = loaders.get(db);
+  if (!byList) loaders.set(db, (byList = new Map()));
+  let items: readonly string[] | undefined = kind === 'credit' ? undefined : fields;
+  let key = items ? `${kind}:${items.join(',')}` : kind;
+  let loader = byList.get(key);
+  if (!loader && items && byList.size >= MAX_LOADERS) {
+    // past that many lists, further ones share the whole-record loader
+    items = undefined;
+    loader = byList.get((key = kind));
+  }
   if (!loader) {
+    const wanted = items;
     loader = new DataLoader<string, BaseRecordView[]>(
       async (subjects) => {
-        const found = await recordsBySubject(db, kind, subjects);
+        const found = await recordsBySubject(db, kind, subjects, undefined, wanted);
         const by = new Map<string, BaseRecordView[]>();
-        for (const r of found) by.set(r.subject, [...(by.get(r.subject) ?? []), r]);
+        for (const r of found) {
+          const list = by.get(r.subject);
+          if (list) list.push(r);
+          else by.set(r.subject, [r]);
+        }
         return subjects.map((s) => by.get(s) ?? []);
       },
       { cache: false, maxBatchSize: 500, batchScheduleFn: (run) => setImmediate(run) },
     );
-    byKind.set(kind, loader);
+    byList.set(key, loader);
   }
   return loader;
 }
@@ -119,7 +133,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   }
   const asOf = req.asOf ? new Date(req.asOf) : undefined;
   if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
-  const found = asOf ? await recordsBySubject(ctx.db, req.kind, req.subjects, asOf) : (await Promise.all(req.subjects.map((s) => currentLoader(ctx.db, req.kind).load(s)))).flat();
+  const found = asOf ? await recordsBySubject(ctx.db, req.kind, req.subjects, asOf) : (await Promise.all(req.subjects.map((s) => currentLoader(ctx.db, req.kind, req.fields).load(s)))).flat();
   const bySubject = new Map<string, BaseRecordView[]>();
   for (const r of found) bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), r]);
   const ids = await ctx.audit.appendMany(

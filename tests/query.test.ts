@@ -9,6 +9,7 @@ import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { rows } from '../db/index.ts';
+import { recordsBySubject } from '../basedata/store.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { DEMO_RESOURCES } from '../db/seeds/demo-directory.ts';
 import { createTestDatabase, drivers, redisUrl, type TestDatabase } from './helpers/db.ts';
@@ -159,6 +160,23 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     expect((r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds).toHaveLength(3);
     const tooMany = await hub.graphql(`query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { name } }`, consumer, { ids: Array.from({ length: 101 }, () => ALICE), p: purpose });
     expect(code(tooMany)).toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('reads just the selected 信息项 out of each record, and requests with other selections in the same tick get theirs', async () => {
+    const db = tdb.database.db;
+    const [some] = await recordsBySubject(db, 'population', [ALICE], undefined, ['name', 'maritalStatus', 'nosuch']);
+    expect(some!.data).toEqual({ name: '王丽', maritalStatus: '未婚', nosuch: null });
+    expect(some).toMatchObject({ key: ALICE, subject: ALICE, version: expect.any(Number) as number });
+    const [whole] = await recordsBySubject(db, 'population', [ALICE]);
+    expect(Object.keys(whole!.data).length).toBeGreaterThan(5);
+    expect(whole!.data).toMatchObject({ name: '王丽', maritalStatus: '未婚', householdAddress: '北京市朝阳区建国路88号' });
+    // a name that is not a plain identifier is not written into a statement: the whole record is read
+    const [odd] = await recordsBySubject(db, 'population', [ALICE], undefined, ["name' || 'x"]);
+    expect(odd!.data).toEqual(whole!.data);
+    const q = (sel: string) => hub.graphql(`query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { ${sel} } }`, consumer, { ids: [ALICE, BOB], p: purpose });
+    const [a, b] = await Promise.all([q('name'), q('idNumber gender')]);
+    expect(a.body.data!.persons).toEqual([{ name: '王丽' }, { name: '李强' }]);
+    expect(b.body.data!.persons).toEqual([{ idNumber: ALICE, gender: '女' }, { idNumber: BOB, gender: '男' }]);
   });
 
   it('refuses reads past the client\'s budget with RATE_LIMITED, recorded', async () => {
