@@ -99,7 +99,9 @@ function collectFields(set: SelectionSetNode | undefined, info: GraphQLResolveIn
 
 /** Only the selected 信息项 leave the hub, sensitive ones masked unless the grant allows them unmasked. */
 function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<string>, sensitive: Set<string>): Record<string, unknown> {
-  return Object.fromEntries(fields.map((f) => [f, sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f]]));
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f] = sensitive.has(f) && !unmasked.has(f) ? maskValue(f, data[f]) : data[f];
+  return out;
 }
 
 async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, operation: ReadRequest['operation'], subjects: string[], purpose: PurposeInput, asOf?: string | null) {
@@ -114,7 +116,9 @@ function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, dep
   const rec = r.record?.[0];
   if (!rec) return null;
   // provenance is built only when selected (the default resolver calls a function it finds)
-  return { ...shape(rec.data, fields, r.unmasked, sensitive), provenance: provenance.bind(null, rec, r.resourceCode, depts) };
+  const view = shape(rec.data, fields, r.unmasked, sensitive);
+  view.provenance = provenance.bind(null, rec, r.resourceCode, depts);
+  return view;
 }
 
 function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
