@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { idNumberProblem, isValidIdNumber, isValidUscc, makeUscc, maskIdNumbers, usccProblem } from '../core/ids.ts';
+import { idNumberCheckChar, idNumberProblem, isValidIdNumber, isValidUscc, makeUscc, maskIdNumbers, usccProblem } from '../core/ids.ts';
 
 // Vectors from ../shared/DOMAIN.md
 describe('公民身份号码 (GB 11643-1999)', () => {
@@ -11,6 +11,11 @@ describe('公民身份号码 (GB 11643-1999)', () => {
     expect(idNumberProblem('110105194902300021')).toBe('BIRTH_DATE'); // 30 February
     expect(idNumberProblem('11010519491231002x')).toBe('FORMAT');
     expect(idNumberProblem('1101051949123100')).toBe('FORMAT');
+  });
+  it('knows the calendar: leap days, month lengths, and no births before 1800', () => {
+    const id = (date: string) => `110105${date}002${idNumberCheckChar(`110105${date}002`)}`;
+    for (const ok of ['20000229', '20240229', '19491231', '18000101', '20230430', '20230131']) expect(idNumberProblem(id(ok)), ok).toBeNull();
+    for (const bad of ['19000229', '20230229', '21000229', '20230431', '20230631', '20231301', '20230001', '20230100', '17991231']) expect(idNumberProblem(id(bad)), bad).toBe('BIRTH_DATE');
   });
 });
 
