@@ -243,6 +243,21 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     await expect(sdVerifier.verify(l.sdJwt)).rejects.toThrow();
   });
 
+  it('answers verifications that share one read of the records each from its own record', async () => {
+    const [a, b, c] = [await issue(idCard()), await issue(idCard()), await issue(idCard())];
+    await ok(`mutation($id: String!) { suspendLicence(identifier: $id, reason: "核查中") { status } }`, police, { id: b.identifier });
+    // aliases of one request are resolved in the same turn: one query for all of them
+    const q = `query($a: String!, $b: String!, $c: String!, $d: String!) { a: verifyLicence(credential: $a) { valid status licence { identifier } } b: verifyLicence(credential: $b) { valid status licence { identifier } } c: verifyLicence(credential: $c) { valid status licence { identifier } } d: verifyLicence(credential: $d) { valid status licence { identifier } } }`;
+    const r = await gql(q, consumer, { a: a.credential, b: b.sdJwt, c: c.credential, d: b.credential });
+    expect(r.errors).toBeUndefined();
+    expect(r.data).toEqual({
+      a: { valid: true, status: 'VALID', licence: { identifier: a.identifier } },
+      b: { valid: false, status: 'SUSPENDED', licence: { identifier: b.identifier } },
+      c: { valid: true, status: 'VALID', licence: { identifier: c.identifier } },
+      d: { valid: false, status: 'SUSPENDED', licence: { identifier: b.identifier } },
+    });
+  });
+
   it('changes what verification says at every lifecycle step, each act audited with who and why', async () => {
     const l = await issue(idCard());
     const m = (op: string, extra = '') => `mutation($id: String!) { ${op}(identifier: $id, reason: "依申请" ${extra}) { ${LICENCE} } }`;
