@@ -242,7 +242,8 @@ const PIPELINE_AT = 256;
  * in flight: batch k+1, chained onto batch k's last hash, is inserted in its own transaction while k commits, and its
  * COMMIT is sent only once k's has succeeded. Commits land in chain order, so the durable log is always a gap-free
  * prefix; if k does not commit (another process extended the log: its claim was taken), every batch behind it rolls
- * back too and all are chained again from the head as it then is. On PGlite (one connection) batches are written one after the other.
+ * back too and all are chained again from the head as it then is. On PGlite (one connection) batches are written one
+ * after the other.
  */
 export class AuditWriter {
   private queue: Pending[] = [];

@@ -7,7 +7,7 @@ import type { GrantDecision } from '../directory/access.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
-import { recordsBySubject, type BaseRecordView } from './store.ts';
+import { itemsRead, recordsBySubject, type BaseRecordView } from './store.ts';
 
 export type { PurposeInput };
 
@@ -24,24 +24,19 @@ const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CRED
  * each record (no caching: each load reads the database). Credit profiles are built from whole entries.
  */
 const loaders = new WeakMap<object, Map<string, DataLoader<string, BaseRecordView[]>>>();
-const MAX_LOADERS = 64;
 
 function currentLoader(db: Db, kind: BaseRecordKind, fields: readonly string[]): DataLoader<string, BaseRecordView[]> {
   let byList = loaders.get(db);
   if (!byList) loaders.set(db, (byList = new Map()));
-  let items: readonly string[] | undefined = kind === 'credit' ? undefined : fields;
-  let key = items ? `${kind}:${items.join(',')}` : kind;
+  // a list the store reads whole records for shares the kind's whole-record loader (so there are as many loaders as
+  // item statements, bounded there)
+  const items = kind === 'credit' ? undefined : itemsRead(kind, fields);
+  const key = items ? `${kind}:${items.join(',')}` : kind;
   let loader = byList.get(key);
-  if (!loader && items && byList.size >= MAX_LOADERS) {
-    // past that many lists, further ones share the whole-record loader
-    items = undefined;
-    loader = byList.get((key = kind));
-  }
   if (!loader) {
-    const wanted = items;
     loader = new DataLoader<string, BaseRecordView[]>(
       async (subjects) => {
-        const found = await recordsBySubject(db, kind, subjects, undefined, wanted);
+        const found = await recordsBySubject(db, kind, subjects, undefined, items);
         const by = new Map<string, BaseRecordView[]>();
         for (const r of found) {
           const list = by.get(r.subject);
@@ -133,7 +128,12 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   }
   const asOf = req.asOf ? new Date(req.asOf) : undefined;
   if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
-  const found = asOf ? await recordsBySubject(ctx.db, req.kind, req.subjects, asOf) : (await Promise.all(req.subjects.map((s) => currentLoader(ctx.db, req.kind, req.fields).load(s)))).flat();
+  let found: BaseRecordView[];
+  if (asOf) found = await recordsBySubject(ctx.db, req.kind, req.subjects, asOf);
+  else {
+    const loader = currentLoader(ctx.db, req.kind, req.fields); // once per read, not per subject
+    found = (await Promise.all(req.subjects.map((s) => loader.load(s)))).flat();
+  }
   const bySubject = new Map<string, BaseRecordView[]>();
   for (const r of found) bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), r]);
   const ids = await ctx.audit.appendMany(

@@ -141,6 +141,18 @@ function itemStatement(column: 'key' | 'subject', items: readonly string[]): Sta
   return st;
 }
 
+/** persons and legal persons are keyed by their subject code; credit entries are found through the subject index */
+const columnOf = (kind: BaseRecordKind): 'key' | 'subject' => (kind === 'credit' ? 'subject' : 'key');
+
+/**
+ * The list a current read of this kind takes on its own (its statement made now if need be), or undefined when such a
+ * read takes whole records: an empty list, one past MAX_ITEM_LISTS, or one holding a name that is not a plain
+ * identifier.
+ */
+export function itemsRead(kind: BaseRecordKind, items: readonly string[]): readonly string[] | undefined {
+  return itemStatement(columnOf(kind), items) ? items : undefined;
+}
+
 type CurrentRow = [string, string, number, string, string, string[], number, number, ...unknown[]];
 
 function currentView(kind: BaseRecordKind, text: string, items: readonly string[] | undefined): BaseRecordView {
@@ -161,8 +173,7 @@ function currentView(kind: BaseRecordKind, text: string, items: readonly string[
 export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: readonly string[], asOf?: Date, items?: readonly string[]): Promise<BaseRecordView[]> {
   if (subjects.length === 0) return [];
   const list = [...subjects];
-  // persons and legal persons are keyed by their subject code; credit entries are found through the subject index
-  const column = kind === 'credit' ? 'subject' : 'key';
+  const column = columnOf(kind);
   if (!asOf) {
     const st = items && itemStatement(column, items);
     return (await (st ?? CURRENT[column]).run(db, [kind, list])).map((row) => currentView(kind, row.r, st ? items : undefined));

@@ -142,8 +142,9 @@ export class LicenceVerifier {
     const headerText = dot > 0 ? compact.slice(0, dot) : '';
     // the header of the call before is tried first (a run of one signer's licences), then the cache by key
     let cached = this.lastHeader?.text === headerText ? this.lastHeader : undefined;
-    const key = cached || dot <= 0 ? '' : headerKey(compact, dot);
+    let key = '';
     if (!cached && dot > 0) {
+      key = headerKey(compact, dot);
       cached = this.headers.get(key);
       if (cached && cached.text !== headerText) cached = undefined; // the same key, another header
     }

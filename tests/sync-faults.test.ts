@@ -254,8 +254,7 @@ describe.runIf(pgAvailable() && redisUrl() !== '')('sync workers on BullMQ', () 
       // no job starts from here on and the ones running finish, so the jobs and the runs they recorded are counted
       // at rest (counted while a sync was starting, one could be in one count and not yet in the other)
       await a.queue.pause();
-      for (let i = 0; i < 200 && (await a.queue.getActiveCount()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(await a.queue.getActiveCount()).toBe(0);
+      await expect.poll(() => a.queue.getActiveCount(), { timeout: 10_000, interval: 50 }).toBe(0);
       const completed = await a.queue.getJobs(['completed']);
       const syncs = completed.filter((j) => j.name === 'connectors.sync' && j.data.connectorId === 'pop-cron');
       expect(syncs.length).toBeGreaterThanOrEqual(3);
