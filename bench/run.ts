@@ -282,7 +282,9 @@ async function benchDatabase(): Promise<{ url: URL; dropDatabase: () => Promise<
   return {
     url,
     async dropDatabase() {
-      await admin.query(`drop database if exists ${dbName} with (force)`);
+      // BENCH_KEEP=1 leaves the database for a look afterwards (its name is printed)
+      if (process.env.BENCH_KEEP) process.stdout.write(`kept database ${dbName}\n`);
+      else await admin.query(`drop database if exists ${dbName} with (force)`);
       await admin.end();
     },
   };

@@ -176,8 +176,9 @@ export function arrayLiteral(values: readonly (string | number | null | undefine
 
 /**
  * A hot statement: fixed SQL text with positional parameters ($1, $2 …), a named server-side prepared statement on
- * PostgreSQL (parsed and planned once per pooled connection, and no query builder walked per call). Inside a
- * transaction, and on PGlite (in process, no round trip to save), it runs as an ordinary parameterised query.
+ * PostgreSQL (parsed and planned once per pooled connection, and no query builder walked per call), on the pool or
+ * on the connection a transaction holds. On PGlite (in process, no round trip to save) it runs as an ordinary
+ * parameterised query.
  */
 export class Statement<T extends Record<string, unknown>> {
   private readonly pieces: { text: string; param: number }[] = [];
@@ -197,8 +198,8 @@ export class Statement<T extends Record<string, unknown>> {
   }
 
   async run(db: Db, values: readonly unknown[]): Promise<T[]> {
-    const pool = pgPool(db);
-    if (pool) return this.runOn(pool, values);
+    const client = pgPool(db) ?? pgTransactionClient(db);
+    if (client) return this.runOn(client, values);
     const chunks: SQL[] = [];
     for (const p of this.pieces) chunks.push(sql.raw(p.text), sql`${sql.param(values[p.param])}`);
     chunks.push(sql.raw(this.tail));
@@ -218,6 +219,16 @@ export class Statement<T extends Record<string, unknown>> {
 export function pgPool(db: Db): Pool | null {
   const client = (db as unknown as { $client?: Partial<Pool> }).$client;
   return client && typeof client.totalCount === 'number' && typeof client.connect === 'function' ? (client as Pool) : null;
+}
+
+/**
+ * The node-postgres client a transaction (or a dedicated session) of drizzle holds, or null (PGlite, or a pool).
+ * Statements run on it by name, so a hot statement inside a transaction is planned once per connection too: run
+ * unnamed, its array parameters were folded into the plan as constants and copied, parse and plan, every time.
+ */
+export function pgTransactionClient(db: Db): PoolClient | null {
+  const client = (db as unknown as { session?: { client?: Partial<PoolClient> } }).session?.client;
+  return client && typeof client.release === 'function' && typeof client.query === 'function' ? (client as PoolClient) : null;
 }
 
 /** What a Statement needs of a node-postgres pool or client. */

@@ -9,7 +9,7 @@ import { createClient } from '../auth/clients.ts';
 import { generateClientKey } from '../auth/client-file.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
-import { openDatabase, rows } from '../db/index.ts';
+import { openDatabase, rows, Statement } from '../db/index.ts';
 import { createTestDatabase, drivers, pgAvailable, type DriverName, type TestDatabase } from './helpers/db.ts';
 
 async function roundTrip(t: TestDatabase) {
@@ -57,6 +57,35 @@ describe('one handle type for both drivers', () => {
     expect(results.pglite!.tables).toEqual(results.pg!.tables);
     const strip = (r: typeof results.pg) => ({ ...r!.row, createdAt: undefined, updatedAt: undefined });
     expect(strip(results.pglite)).toEqual(strip(results.pg));
+  });
+});
+
+describe('hot statements', () => {
+  const probe = new Statement<{ n: number; prepared: string[] }>(
+    'hub_test_probe',
+    `select $1::int8 * 2 as n, array(select name from pg_prepared_statements order by name) as prepared`,
+  );
+
+  it.each(drivers())('give the same rows on the pool and inside a transaction (%s)', async (d) => {
+    const t = await createTestDatabase(d);
+    try {
+      // the transaction first, on a connection nothing was prepared on before
+      const inside = await t.database.db.transaction(async (tx) => (await probe.run(tx, [4]))[0]!);
+      expect(inside.n).toBe(8);
+      const [outside] = await probe.run(t.database.db, [21]);
+      expect(outside!.n).toBe(42);
+      // on PostgreSQL the statement is prepared by name on the connection that runs it, a transaction's too; on
+      // PGlite it runs as an ordinary parameterised query
+      if (d === 'pg') {
+        expect(outside!.prepared).toContain('hub_test_probe');
+        expect(inside.prepared).toContain('hub_test_probe');
+      } else {
+        expect(outside!.prepared).not.toContain('hub_test_probe');
+        expect(inside.prepared).not.toContain('hub_test_probe');
+      }
+    } finally {
+      await t.drop();
+    }
   });
 });
 
