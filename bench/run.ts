@@ -330,6 +330,8 @@ async function lookup(): Promise<void> {
 
     const baseline = await startProcess([...HUB_NODE_FLAGS, '--import', 'tsx', 'bench/baseline-yoga.ts'], process.env, (l) => l.startsWith('{"port"'));
     children.push(baseline);
+    const lean = await startProcess([...HUB_NODE_FLAGS, '--import', 'tsx', 'bench/baseline-direct.ts'], process.env, (l) => l.startsWith('{"port"'));
+    children.push(lean);
     const hub = await startProcess(
       // BENCH_PROFILE=DIR writes the hub's CPU profile there (node --cpu-prof), for the profiles quoted in notes
       [...HUB_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--import', 'tsx', 'gateway/main.ts'],
@@ -348,21 +350,28 @@ async function lookup(): Promise<void> {
     if (!check.data?.person) throw new Error(`the lookup does not answer: ${JSON.stringify(check)}`);
     process.stdout.write(`lookup bench: ${ids.length} different subjects of ${people}, ${CONNECTIONS} connections, ${SECONDS} s each after ${WARMUP} s warm-up, PostgreSQL synchronous_commit=${synchronous_commit}\n`);
     const baseUrl = `http://127.0.0.1:${JSON.parse(baseline.line).port}/graphql`;
+    const leanUrl = `http://127.0.0.1:${JSON.parse(lean.line).port}/graphql`;
     const hello = [JSON.stringify({ query: '{ hello }' })];
     // BENCH_PHASES=single or =batch measures one phase alone (while working on it); the last line needs both
     const phases = (process.env.BENCH_PHASES ?? 'single,batch').split(',');
     let b: LoadResult | undefined;
     let o: LoadResult | undefined;
+    let l: LoadResult | undefined;
     if (phases.includes('single')) {
       await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: WARMUP, headers: json, bodies: hello });
+      await loadWith({ url: leanUrl, connections: CONNECTIONS, seconds: WARMUP, headers: json, bodies: hello });
       await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: WARMUP, headers: auth, bodies });
       // rounds alternate baseline and ours, so a slow stretch of this shared machine falls on both sides alike
       const baseRounds: LoadResult[] = [];
+      const leanRounds: LoadResult[] = [];
       const ourRounds: LoadResult[] = [];
       const before = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
       for (let round = 1; round <= ROUNDS; round++) {
         const rb = await loadWith({ url: baseUrl, connections: CONNECTIONS, seconds: SECONDS, headers: json, bodies: hello });
         show(`baseline: yoga { hello }, round ${round}`, rb);
+        const rl = await loadWith({ url: leanUrl, connections: CONNECTIONS, seconds: SECONDS, headers: json, bodies: hello });
+        show(`yoga's engine without its adapter, round ${round}`, rl);
+        leanRounds.push(rl);
         const ro = await loadWith({ url: `${hubBase}/graphql`, connections: CONNECTIONS, seconds: SECONDS, headers: auth, bodies });
         show(`ours: audited person lookups, round ${round}`, ro);
         baseRounds.push(rb);
@@ -370,9 +379,12 @@ async function lookup(): Promise<void> {
       }
       const after = (await rows<{ n: number }>(db, sql`select count(*)::int8 as n from audit_entries`))[0]!.n;
       b = overRounds(baseRounds);
+      l = overRounds(leanRounds);
       o = overRounds(ourRounds);
       process.stdout.write(`audit entries written during the rounds: ${after - before} (${o.total} lookups answered)\n`);
       process.stdout.write(`single lookups over ${ROUNDS} rounds: ours ${o.requestsPerSecond.toFixed(0)}/s (p99 ${o.p99} ms), baseline ${b.requestsPerSecond.toFixed(0)}/s, ratio ${(o.requestsPerSecond / b.requestsPerSecond).toFixed(2)}\n`);
+      // the hub answers a JSON POST without yoga's fetch adapter (gateway/direct.ts); so does this stricter baseline
+      process.stdout.write(`against yoga's engine without its adapter, answering { hello } as the hub answers a lookup (bench/baseline-direct.ts): ${l.requestsPerSecond.toFixed(0)} req/s (p50 ${l.p50} ms, p99 ${l.p99} ms), ratio ${(o.requestsPerSecond / l.requestsPerSecond).toFixed(2)}\n`);
     }
     const BATCH = 'query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { idNumber name } }';
     const batches = Array.from({ length: 50 }, (_, k) => JSON.stringify({ query: BATCH, variables: { ids: ids.slice(k * 100, k * 100 + 100), p: purpose(k) } }));

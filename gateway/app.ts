@@ -14,7 +14,8 @@ import { lazyChild, type Logger } from '../core/logger.ts';
 import { presentationPage, viewPresentation } from '../licence/holder.ts';
 import { getLicenceType } from '../licence/types.ts';
 import type { VerifiedLicence } from '../licence/verify.ts';
-import { buildYoga } from './graphql.ts';
+import { directRequest, type DirectOptions } from './direct.ts';
+import { buildYoga, finishResult, maskError } from './graphql.ts';
 import { createMetrics, routeLabel, type HubMetrics } from './metrics.ts';
 import type { HubServices } from './services.ts';
 
@@ -38,6 +39,11 @@ export interface BuildAppOptions {
   jobs?: JobQueuePort;
   /** Redis, when configured: rate limits are shared through it */
   redis?: Redis;
+  /**
+   * false hands every GraphQL request to yoga's own HTTP handling, which the direct path (gateway/direct.ts) must answer
+   * like; tests compare the two. Default true.
+   */
+  directGraphql?: boolean;
 }
 
 const MAX_GRAPHQL_BODY = 1024 * 1024;
@@ -116,6 +122,13 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       },
     },
   });
+  const direct: DirectOptions = {
+    yoga: yoga as unknown as DirectOptions['yoga'],
+    finish: (result) => finishResult(result, metrics),
+    maskError: (error) => maskError(error, 'Unexpected error.', logger),
+  };
+  const answeredDirect = metrics.graphqlRequests.labels({ handler: 'direct' });
+  const answeredByYoga = metrics.graphqlRequests.labels({ handler: 'yoga' });
   const probes: ReadinessProbe[] = [
     { name: 'database', check: async () => void (await database.db.execute(sql`select 1`)) },
     ...(options.probes ?? []),
@@ -332,8 +345,23 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
           tooLarge(res);
           return;
         }
-        if (text) (req as IncomingMessage & { body?: unknown }).body = parsedBody(text, req.headers['content-type']);
-        void yoga.handle(req, res, { principal, requestId, log });
+        const context = { principal, requestId, log };
+        if (text) {
+          const body = parsedBody(text, req.headers['content-type']);
+          const answer = options.directGraphql === false ? null : directRequest(direct, req, body, context);
+          if (answer) {
+            answeredDirect.inc();
+            answer(res).catch((error: unknown) => {
+              log.error({ err: error }, 'answering a GraphQL request failed');
+              if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+              else res.destroy();
+            });
+            return;
+          }
+          (req as IncomingMessage & { body?: unknown }).body = body;
+        }
+        answeredByYoga.inc();
+        void yoga.handle(req, res, context);
       },
       (error: unknown) => {
         if (error instanceof HubError) return unauthenticated(res, error.message);

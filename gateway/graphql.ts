@@ -105,22 +105,33 @@ export function maskError(error: unknown, message: string, logger: Logger): Grap
 }
 
 /**
- * Request errors from parsing and validation (syntax, unknown fields, depth, alias and cost limits) carry a code
- * like every other error. Execution errors never reach here without one: maskError gives them theirs.
+ * What every answer passes through before it is written, on yoga's path (an onResultProcess hook) and the direct one
+ * (gateway/direct.ts): request errors from parsing and validation (syntax, unknown fields, depth, alias and cost
+ * limits) and variable coercion get a code like every other error (execution errors never arrive without one:
+ * maskError gives them theirs), and every error is counted by code.
  */
-function useRequestErrorCodes(): Plugin {
+export function finishResult<R extends { errors?: readonly GraphQLError[] }>(result: R, metrics: HubMetrics): R {
+  if (!result.errors) return result;
+  let out = result;
+  if (!result.errors.every((e) => e.extensions?.code)) {
+    out = {
+      ...result,
+      errors: result.errors.map((e) =>
+        e.extensions?.code ? e : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
+      ),
+    };
+  }
+  for (const e of out.errors!) metrics.graphqlErrors.inc({ code: String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR') });
+  return out;
+}
+
+function useFinishResult(metrics: HubMetrics): Plugin {
   return {
     onResultProcess({ result, setResult }) {
-      const r = result as { errors?: readonly GraphQLError[]; data?: unknown } | undefined;
-      if (!r?.errors || r.errors.every((e) => e.extensions?.code)) return;
-      setResult({
-        ...r,
-        errors: r.errors.map((e) =>
-          e.extensions?.code
-            ? e
-            : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
-        ),
-      } as never);
+      if (!result || Array.isArray(result) || Symbol.asyncIterator in (result as object)) return;
+      const r = result as { errors?: readonly GraphQLError[] };
+      const finished = finishResult(r, metrics);
+      if (finished !== r) setResult(finished as never);
     },
   };
 }
@@ -141,7 +152,7 @@ function useAuditIds(): Plugin {
   };
 }
 
-/** Latency by operation name and errors by code, into the app's own registry. */
+/** Latency by operation name, into the app's own registry (errors are counted by finishResult). */
 function useMetrics(metrics: HubMetrics): Plugin {
   return {
     onExecute({ args }) {
@@ -152,11 +163,6 @@ function useMetrics(metrics: HubMetrics): Plugin {
           metrics.graphqlDuration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
         },
       };
-    },
-    onResultProcess({ result }) {
-      const errors = (result as { errors?: readonly GraphQLError[] } | undefined)?.errors;
-      if (!errors) return;
-      for (const e of errors) metrics.graphqlErrors.inc({ code: String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR') });
     },
   };
 }
@@ -186,7 +192,7 @@ export function buildYoga(
       maxAliasesPlugin({ n: 20 }),
       costLimitPlugin({ maxCost: 5000 }),
       blockFieldSuggestionsPlugin(),
-      useRequestErrorCodes(),
+      useFinishResult(options.metrics),
       useAuditIds(),
       useMetrics(options.metrics),
     ],

@@ -7,6 +7,8 @@ export interface HubMetrics {
   httpDuration: Histogram<'route'>;
   graphqlDuration: Histogram<'operation'>;
   graphqlErrors: Counter<'code'>;
+  /** GraphQL requests by what answered them: `direct` (gateway/direct.ts) or `yoga` (everything else) */
+  graphqlRequests: Counter<'handler'>;
   /**
    * 减证便民: required materials resolved, by item and how each was settled: PROVIDED_BY_LICENCE, PROVIDED_BY_DATA,
    * COMMITMENT (告知承诺) no longer submitted; DEFERRED (容缺) and MUST_SUBMIT still brought.
@@ -44,6 +46,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): HubMe
       name: 'hub_graphql_errors_total',
       help: 'GraphQL errors by extensions.code',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    graphqlRequests: new Counter({
+      name: 'hub_graphql_requests_total',
+      help: 'Authenticated GraphQL requests by handler: direct (a JSON POST answered without the fetch adapter) or yoga',
+      labelNames: ['handler'],
       registers: [registry],
     }),
     materialOutcomes: new Counter({
