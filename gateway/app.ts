@@ -345,10 +345,9 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
           tooLarge(res);
           return;
         }
-        const context = { principal, requestId, log };
         if (text) {
           const body = parsedBody(text, req.headers['content-type']);
-          const answer = options.directGraphql === false ? null : directRequest(direct, req, body, context);
+          const answer = options.directGraphql === false ? null : directRequest(direct, req, body, { principal, requestId, log });
           if (answer) {
             answeredDirect.inc();
             answer(res).catch((error: unknown) => {
@@ -361,7 +360,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
           (req as IncomingMessage & { body?: unknown }).body = body;
         }
         answeredByYoga.inc();
-        void yoga.handle(req, res, context);
+        void yoga.handle(req, res, { principal, requestId, log });
       },
       (error: unknown) => {
         if (error instanceof HubError) return unauthenticated(res, error.message);

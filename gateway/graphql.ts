@@ -144,8 +144,10 @@ function useAuditIds(): Plugin {
         onExecuteDone({ result, setResult }) {
           const ids = (args.contextValue as { auditIds?: string[] }).auditIds;
           if (!ids?.length || !result || Symbol.asyncIterator in (result as object)) return;
+          // the result is this request's own: extended in place (a spread copy costs more than the whole rest here)
           const r = result as { extensions?: Record<string, unknown> };
-          setResult({ ...r, extensions: { ...r.extensions, auditIds: ids } } as never);
+          r.extensions = r.extensions ? Object.assign({}, r.extensions, { auditIds: ids }) : { auditIds: ids };
+          setResult(r as never);
         },
       };
     },
