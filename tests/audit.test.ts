@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import type { PoolClient } from 'pg';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
@@ -305,24 +306,25 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
 
   it('chains again inside a caller\'s transaction when the read writer took the head between its read and its claim', async () => {
     const db = tdb.database.db;
-    let calls = 0;
+    let appends = 0;
     const [seq] = await db.transaction(async (tx) => {
-      // the second statement of appendInTransaction is its append (the first takes the lock): just before it, the
+      // the append runs as its prepared statement on the transaction's connection: just before the first, the
       // group-commit writer (which takes no lock) appends and commits
-      const racing = new Proxy(tx, {
-        get(target, key, receiver) {
-          if (key !== 'execute') return Reflect.get(target, key, receiver) as unknown;
-          return async (query: unknown) => {
-            if (++calls === 2) await new AuditWriter(db).append(record(9001));
-            return (target.execute as (q: unknown) => Promise<unknown>).call(target, query);
-          };
-        },
-      });
-      const seqs = await appendInTransaction(racing as Db, [record(9002)]);
-      await tx.execute(sql`select 1`); // the transaction is still usable: nothing was rolled back
-      return seqs;
+      const client = (tx as unknown as { session: { client: PoolClient } }).session.client;
+      const query = client.query;
+      client.query = (async (q: unknown, ...rest: unknown[]) => {
+        if ((q as { name?: string } | null)?.name === 'hub_audit_append' && ++appends === 1) await new AuditWriter(db).append(record(9001));
+        return (query as (...a: unknown[]) => Promise<unknown>).call(client, q, ...rest);
+      }) as typeof client.query;
+      try {
+        const seqs = await appendInTransaction(tx, [record(9002)]);
+        await tx.execute(sql`select 1`); // the transaction is still usable: nothing was rolled back
+        return seqs;
+      } finally {
+        client.query = query;
+      }
     });
-    expect(calls).toBe(3); // the lock, the append that found its claim taken, the append chained again
+    expect(appends).toBe(2); // the append that found its claim taken, the append chained again
     const stored = await rows<{ case_id: string }>(db, sql`select case_id from audit_entries where seq in (${seq! - 1}, ${seq!}) order by seq`);
     expect(stored.map((r) => r.case_id)).toEqual(['CASE-9001', 'CASE-9002']);
     expect((await verify()).ok).toBe(true);
