@@ -16,12 +16,16 @@ export function idNumberCheckChar(first17: string): string {
 
 const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-/** A YYYYMMDD of digits that names a real day from 1800 on (arithmetic: it runs for every subject of every read). */
+const digitAt = (text: string, i: number) => text.charCodeAt(i) - 48;
+
+/**
+ * A YYYYMMDD of digits that names a real day from 1800 on (arithmetic: it runs for every subject of every read, and
+ * makes no closure, which tsx would name on every call).
+ */
 function isRealDate(yyyymmdd: string): boolean {
-  const digit = (i: number) => yyyymmdd.charCodeAt(i) - 48;
-  const y = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3);
-  const m = digit(4) * 10 + digit(5);
-  const d = digit(6) * 10 + digit(7);
+  const y = digitAt(yyyymmdd, 0) * 1000 + digitAt(yyyymmdd, 1) * 100 + digitAt(yyyymmdd, 2) * 10 + digitAt(yyyymmdd, 3);
+  const m = digitAt(yyyymmdd, 4) * 10 + digitAt(yyyymmdd, 5);
+  const d = digitAt(yyyymmdd, 6) * 10 + digitAt(yyyymmdd, 7);
   if (y < 1800 || m < 1 || m > 12 || d < 1) return false;
   const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
   return d <= (m === 2 && leap ? 29 : MONTH_DAYS[m - 1]!);
