@@ -121,6 +121,12 @@ export interface DirectOptions {
   maskError(error: unknown): Error;
 }
 
+/** A throw outside the resolvers as yoga's handleError makes it a result: each error of an aggregate masked. */
+function thrown(options: DirectOptions, error: unknown): ExecutionResult {
+  const errors = error !== null && typeof error === 'object' && 'errors' in error && Array.isArray(error.errors) ? (error.errors as unknown[]) : [error];
+  return { errors: errors.map((e) => options.maskError(e) as never) };
+}
+
 /**
  * Prepares the direct answer of a request: null when the request is yoga's (nothing has run then), else a function
  * that executes it and writes the answer.
@@ -132,7 +138,9 @@ export function directRequest(
   /** the context yoga would have been given (made by an object literal), which becomes the context of the request */
   serverContext: Record<string, unknown>,
 ): ((res: ServerResponse) => Promise<void>) | null {
-  if (req.method !== 'POST' || req.headers.origin !== undefined || !isJsonContentType(req.headers['content-type'])) return null;
+  // the bare path only: yoga's engine never reads the URL, but its adapter does (a query string ending in /health is
+  // its health check)
+  if (req.method !== 'POST' || req.url !== '/graphql' || req.headers.origin !== undefined || !isJsonContentType(req.headers['content-type'])) return null;
   const params = directParams(body);
   if (!params) return null;
   const mediaType = regularMediaType(req.headers.accept);
@@ -160,9 +168,15 @@ export function directRequest(
       const contextValue = await enveloped.contextFactory();
       result = (await enveloped.execute({ schema: enveloped.schema, document, contextValue, variableValues: params.variables, operationName: params.operationName })) as ExecutionResult;
     } catch (error) {
-      result = { errors: [options.maskError(error) as never] };
+      result = thrown(options, error);
     }
-    const answer = processRegularResult(options.finish(result), CAPTURE, mediaType) as unknown as Captured;
+    let answer: Captured;
+    try {
+      answer = processRegularResult(options.finish(result), CAPTURE, mediaType) as unknown as Captured;
+    } catch (error) {
+      // as yoga does when its result processing throws (a value JSON cannot write): the error masked, answered as a result
+      answer = processRegularResult(options.finish(thrown(options, error)), CAPTURE, mediaType) as unknown as Captured;
+    }
     const text = answer.body ?? '';
     res.writeHead(answer.init.status, { ...answer.init.headers, 'content-length': Buffer.byteLength(text) });
     res.end(text);

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { GraphQLScalarType } from 'graphql';
+import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readClientFile } from '../auth/client-file.ts';
 import { createConnector } from '../connectors/registry.ts';
@@ -8,7 +11,8 @@ import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
-import { directParams, isJsonContentType, regularMediaType } from '../gateway/direct.ts';
+import { directParams, directRequest, isJsonContentType, regularMediaType, type DirectOptions } from '../gateway/direct.ts';
+import { maskError } from '../gateway/graphql.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 
@@ -56,8 +60,8 @@ describe('GraphQL requests answered without yoga’s fetch adapter', () => {
     await tdb?.drop();
   });
 
-  async function ask(hub: TestHub, body: string, headers: Record<string, string> = {}): Promise<Answer> {
-    const r = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers }, body });
+  async function ask(hub: TestHub, body: string, headers: Record<string, string> = {}, path = '/graphql'): Promise<Answer> {
+    const r = await fetch(`${hub.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers }, body });
     const text = await r.text();
     let parsed: unknown = text;
     try {
@@ -77,12 +81,12 @@ describe('GraphQL requests answered without yoga’s fetch adapter', () => {
   }
 
   /** The answers of both hubs, and which handler of the direct hub answered. */
-  async function both(body: string, headers: Record<string, string> = {}) {
+  async function both(body: string, headers: Record<string, string> = {}, path?: string) {
     const before = await handled(direct);
-    const mine = await ask(direct, body, headers);
+    const mine = await ask(direct, body, headers, path);
     const after = await handled(direct);
     const handler = after.direct > before.direct ? 'direct' : after.yoga > before.yoga ? 'yoga' : 'none';
-    const theirs = await ask(yoga, body, headers);
+    const theirs = await ask(yoga, body, headers, path);
     return { mine, theirs, handler };
   }
 
@@ -135,6 +139,49 @@ describe('GraphQL requests answered without yoga’s fetch adapter', () => {
     const { mine, theirs, handler } = await both(body, headers);
     expect(mine).toEqual(theirs);
     expect(handler).toBe(expected);
+  });
+
+  it('leaves a URL with a query string to yoga (whose health check reads the whole URL)', async () => {
+    const { mine, theirs, handler } = await both(JSON.stringify({ query: '{ viewer { clientId } }' }), {}, '/graphql?probe=/health');
+    expect(mine).toEqual(theirs);
+    expect(handler).toBe('yoga');
+  });
+
+  it('masks a value that cannot be written as JSON, as yoga does, with the same status', async () => {
+    // a bare engine whose JSON scalar hands back a BigInt: JSON.stringify throws after execution
+    const logger = createLogger({ level: 'silent' });
+    const engine = createYoga({
+      logging: false,
+      landingPage: false,
+      graphiql: false,
+      maskedErrors: { maskError: (e, m) => maskError(e, m, logger) },
+      schema: createSchema({ typeDefs: 'scalar J type Query { x: J }', resolvers: { J: new GraphQLScalarType({ name: 'J', serialize: (v) => v }), Query: { x: () => ({ a: 1n }) } } }),
+    });
+    const options: DirectOptions = { yoga: engine as unknown as DirectOptions['yoga'], finish: (r) => r, maskError: (e) => maskError(e, 'Unexpected error.', logger) };
+    const answers: { status: number; type: string | null; body: string }[] = [];
+    let directly = 0;
+    for (const useDirect of [true, false]) {
+      const server = http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
+          const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          const answer = useDirect ? directRequest(options, req, body, {}) : null;
+          if (answer) return void answer(res).then(() => directly++);
+          (req as http.IncomingMessage & { body?: unknown }).body = body;
+          void engine.handle(req, res, {} as never);
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const r = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ x }' }) });
+        answers.push({ status: r.status, type: r.headers.get('content-type'), body: await r.text() });
+      } finally {
+        server.close();
+      }
+    }
+    expect(directly).toBe(1);
+    expect(answers[0]).toEqual(answers[1]);
+    expect(JSON.parse(answers[0]!.body)).toEqual({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
   });
 
   it('counts each error once, with its code', async () => {
