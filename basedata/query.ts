@@ -135,7 +135,12 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
     found = (await Promise.all(req.subjects.map((s) => loader.load(s)))).flat();
   }
   const bySubject = new Map<string, BaseRecordView[]>();
-  for (const r of found) bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), r]);
+  for (const r of found) {
+    const list = bySubject.get(r.subject);
+    if (list) list.push(r);
+    else bySubject.set(r.subject, [r]);
+  }
+  const unmaskedSelected = req.fields.filter((f) => unmasked.has(f)); // the same for every subject of the read
   const ids = await ctx.audit.appendMany(
     req.subjects.map((subject) => {
       const rec = bySubject.get(subject);
@@ -145,7 +150,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
         reason: null,
         // hidden from the holder's own view, and why (the holder's view leaves these out)
         withholdBasis,
-        details: { asOf: req.asOf ?? null, unmasked: req.fields.filter((f) => unmasked.has(f)), versions: rec?.map((r) => `${r.key}@${r.version}`) ?? [] },
+        details: { asOf: req.asOf ?? null, unmasked: unmaskedSelected, versions: rec?.map((r) => `${r.key}@${r.version}`) ?? [] },
       });
     }),
   );
