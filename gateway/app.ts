@@ -102,6 +102,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
+/** A GraphQL request that failed outside anything yoga answers: the masked error, without detail. */
+function internalError(res: ServerResponse): void {
+  sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+}
+
 function tooLarge(res: ServerResponse): void {
   sendJson(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }] });
 }
@@ -352,7 +357,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
             answeredDirect.inc();
             answer(res).catch((error: unknown) => {
               log.error({ err: error }, 'answering a GraphQL request failed');
-              if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+              if (!res.headersSent) internalError(res);
               else res.destroy();
             });
             return;
@@ -365,7 +370,7 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       (error: unknown) => {
         if (error instanceof HubError) return unauthenticated(res, error.message);
         log.error({ err: error }, 'access token check failed');
-        sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        internalError(res);
       },
     );
   };

@@ -127,6 +127,11 @@ function thrown(options: DirectOptions, error: unknown): ExecutionResult {
   return { errors: errors.map((e) => options.maskError(e) as never) };
 }
 
+/** The result finished as the hub finishes every result, then status, headers and body as yoga's processor makes them. */
+function answerOf(options: DirectOptions, result: ExecutionResult, mediaType: string): Captured {
+  return processRegularResult(options.finish(result), CAPTURE, mediaType) as unknown as Captured;
+}
+
 /**
  * Prepares the direct answer of a request: null when the request is yoga's (nothing has run then), else a function
  * that executes it and writes the answer.
@@ -172,10 +177,10 @@ export function directRequest(
     }
     let answer: Captured;
     try {
-      answer = processRegularResult(options.finish(result), CAPTURE, mediaType) as unknown as Captured;
+      answer = answerOf(options, result, mediaType);
     } catch (error) {
       // as yoga does when its result processing throws (a value JSON cannot write): the error masked, answered as a result
-      answer = processRegularResult(options.finish(thrown(options, error)), CAPTURE, mediaType) as unknown as Captured;
+      answer = answerOf(options, thrown(options, error), mediaType);
     }
     const text = answer.body ?? '';
     res.writeHead(answer.init.status, { ...answer.init.headers, 'content-length': Buffer.byteLength(text) });
