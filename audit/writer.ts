@@ -1,6 +1,6 @@
 import { desc } from 'drizzle-orm';
 import type { Pool, PoolClient } from 'pg';
-import { advisoryXactLock, arrayLiteral, pgPool, Statement, type Db } from '../db/index.ts';
+import { advisoryXactLock, arrayLiteral, pgPool, separatedList, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
@@ -147,7 +147,8 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const params: unknown[] = [head.seq, seq, at];
   for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((columns) => columns[k]!)));
   // kind numbers and hex digits need no quoting
-  params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), arrayLiteral(details), `{${hashes.join(',')}}`, head.hash);
+  // details are JSON texts (or null, written as N, which no JSON text is): a separated list, nothing to escape
+  params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), separatedList(details, 'N'), `{${hashes.join(',')}}`, head.hash);
   params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };
 }
@@ -165,7 +166,7 @@ const KINDS = `kinds as (select * from unnest($4::text[], $5::text[], $6::text[]
 const ENTRIES = `insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
    select $1::int8 + t.n, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
           string_to_array(k.fields, chr(31)), k.outcome, k.reason, k.withhold_basis, k.request_id, t.details, t.prev_hash, t.hash
-   from unnest($16::int8[], $17::text[], $18::jsonb[], $19::text[], (array_prepend($20::text, $19::text[]))[1:cardinality($19::text[])])
+   from unnest($16::int8[], $17::text[], string_to_array($18::text, chr(30), 'N')::jsonb[], $19::text[], (array_prepend($20::text, $19::text[]))[1:cardinality($19::text[])])
         with ordinality as t(kind, subject, details, hash, prev_hash, n)
    join kinds k on k.ord = t.kind`;
 

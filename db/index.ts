@@ -174,6 +174,32 @@ export function arrayLiteral(values: readonly (string | number | null | undefine
   return `${out}}`;
 }
 
+/** The separator of `separatedList`: ASCII RS, which JSON text, base64url and hex never hold. */
+export const LIST_SEPARATOR = '\u001e';
+
+/**
+ * Texts as one parameter for `string_to_array($n::text, chr(30))`: for machine-made texts that never hold the
+ * separator (JSON, which escapes every control character; signed forms; hex). PostgreSQL splits such a text at a
+ * fraction of what its array parser takes for the same values as an array literal (500 signed credentials: 5 ms
+ * against 15 ms, most of it the parser walking and unquoting every character), and nothing is escaped here.
+ * With `nullAs`, a null is written as that text, for `string_to_array($n::text, chr(30), nullAs)`.
+ * Refuses a value that is empty, holds the separator or equals `nullAs`: it would shift or change the values.
+ */
+export function separatedList(values: readonly (string | null)[], nullAs?: string): string {
+  if (nullAs !== undefined && (nullAs.length === 0 || nullAs.includes(LIST_SEPARATOR))) throw new Error('separatedList: nullAs is empty or holds the separator');
+  let out = '';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += LIST_SEPARATOR;
+    if (v === null || v === undefined) {
+      if (nullAs === undefined) throw new Error(`separatedList: value ${i} is null`);
+      out += nullAs;
+    } else if (v.length === 0 || v === nullAs || v.indexOf(LIST_SEPARATOR) >= 0) throw new Error(`separatedList: value ${i} is empty, the null mark or holds the separator`);
+    else out += v;
+  }
+  return out;
+}
+
 /**
  * A hot statement: fixed SQL text with positional parameters ($1, $2 …), a named server-side prepared statement on
  * PostgreSQL (parsed and planned once per pooled connection, and no query builder walked per call), on the pool or

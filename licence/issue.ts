@@ -4,7 +4,7 @@ import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContex
 import { badInput, HubError } from '../core/errors.ts';
 import { randomBytesPooled } from '../core/random.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
-import { arrayLiteral, Statement, type Db } from '../db/index.ts';
+import { arrayLiteral, separatedList, Statement, type Db } from '../db/index.ts';
 import { getDepartment } from '../directory/departments.ts';
 import { addNotification } from '../directory/notifications.ts';
 import { attachHeader, gbt36903Metadata, signSdJwtVc, signVcJose, type LicenceClaims } from './credentials.ts';
@@ -247,18 +247,21 @@ const INSERT_LICENCES = new Statement<{ identifier: string; type_code: string; h
   'hub_licence_insert',
   `insert into licences (identifier, type_code, issuer_code, issuer_name, serial, version, number, holder_name, holder_code, holder_code_type, issued_at, valid_from, valid_until, status, face, metadata, credential, sd_jwt, signer_kid, status_list, status_index)
    select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                        $12::date[], $13::date[], $14::text[], $15::jsonb[], $16::jsonb[], $17::text[], $18::text[], $19::text[], $20::int[], $21::int[])
+                        $12::date[], $13::date[], $14::text[], string_to_array($15::text, chr(30))::jsonb[], string_to_array($16::text, chr(30))::jsonb[],
+                        string_to_array($17::text, chr(30)), string_to_array($18::text, chr(30)), $19::text[], $20::int[], $21::int[])
    on conflict (type_code, issuer_code, number, version) do nothing
    returning identifier, type_code, holder_code, number`,
 );
 
 /**
  * One statement of array parameters for a chunk of licences, whatever its size, its array literals written here (a
- * query builder's and the driver's per-value work dominated the batch). Conflicts on type + issuer + 证照编号 +
- * version are skipped.
+ * query builder's and the driver's per-value work dominated the batch). The signed forms and the JSON columns, most
+ * of a chunk's bytes, go as separated lists (db `separatedList`): the database's array parser took about 40 µs a
+ * licence on them. Conflicts on type + issuer + 证照编号 + version are skipped.
  */
 async function insertLicenceRows(tx: Db, values: LicenceInsert[]): Promise<{ identifier: string; type_code: string; holder_code: string; number: string }[]> {
   const col = (f: (r: LicenceInsert) => string | number | null | undefined) => arrayLiteral(values.map(f));
+  const list = (f: (r: LicenceInsert) => string) => separatedList(values.map(f));
   return INSERT_LICENCES.run(tx, [
     col((r) => r.identifier),
     col((r) => r.typeCode),
@@ -274,15 +277,26 @@ async function insertLicenceRows(tx: Db, values: LicenceInsert[]): Promise<{ ide
     col((r) => r.validFrom),
     col((r) => r.validUntil ?? null),
     col((r) => r.status),
-    col((r) => JSON.stringify(r.face)),
-    col((r) => JSON.stringify(r.metadata)),
-    col((r) => r.credential),
-    col((r) => r.sdJwt),
+    list((r) => JSON.stringify(r.face)),
+    list((r) => JSON.stringify(r.metadata)),
+    list((r) => r.credential),
+    list((r) => r.sdJwt),
     col((r) => r.signerKid),
     col((r) => r.statusList),
     col((r) => r.statusIndex),
   ]);
 }
+
+/**
+ * The 证照编号 of a chunk already on record for an issuer, each probed on the unique index (type, issuer, number,
+ * version) by itself: a plan that does not hang on the table's statistics (a server without autovacuum has none, and
+ * the planner then scanned every licence of the type for the list of 500 numbers: 12 ms a chunk at 40,000 licences).
+ */
+const KNOWN_NUMBERS = new Statement<{ type_code: string; number: string }>(
+  'hub_licence_known_numbers',
+  `select k.type_code, k.number from unnest($1::text[], $2::text[]) as k(type_code, number)
+   where exists (select 1 from licences l where l.type_code = k.type_code and l.issuer_code = $3::text and l.number = k.number)`,
+);
 
 /**
  * A batch of issuances (the job `licence.issue-batch` runs it): each valid item is issued, items already on record
@@ -324,13 +338,9 @@ export async function issueBatchItems(
       }
     }
     if (ready.length === 0) return;
-    // already on record: skipped (idempotent re-runs of the same batch). The type is part of the condition so the
-    // lookup runs on the unique index (type, issuer, number, version) rather than scanning the issuer's licences.
-    const known = await db
-      .select({ typeCode: licences.typeCode, number: licences.number })
-      .from(licences)
-      .where(and(inArray(licences.typeCode, [...new Set(ready.map((r) => r.p.type.code))]), eq(licences.issuerCode, issuer.code), inArray(licences.number, ready.map((r) => r.p.number))));
-    const knownKeys = new Set(known.map((k) => `${k.typeCode}|${k.number}`));
+    // already on record: skipped (idempotent re-runs of the same batch), before anything is signed
+    const known = await KNOWN_NUMBERS.run(db, [arrayLiteral(ready.map((r) => r.p.type.code)), arrayLiteral(ready.map((r) => r.p.number)), issuer.code]);
+    const knownKeys = new Set(known.map((k) => `${k.type_code}|${k.number}`));
     const todo = ready.filter((r) => {
       const key = `${r.p.type.code}|${r.p.number}`;
       if (knownKeys.has(key)) {

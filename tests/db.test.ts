@@ -9,7 +9,7 @@ import { createClient } from '../auth/clients.ts';
 import { generateClientKey } from '../auth/client-file.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
-import { openDatabase, rows, Statement } from '../db/index.ts';
+import { arrayLiteral, openDatabase, rows, separatedList, Statement } from '../db/index.ts';
 import { createTestDatabase, drivers, pgAvailable, type DriverName, type TestDatabase } from './helpers/db.ts';
 
 async function roundTrip(t: TestDatabase) {
@@ -86,6 +86,47 @@ describe('hot statements', () => {
     } finally {
       await t.drop();
     }
+  });
+});
+
+describe('array parameters written by the hub', () => {
+  const texts = ['a', 'say "hi"', 'back\\slash', '{"k":["v","二"],"n":null}', 'comma, and } brace', 'NULL'];
+  const json = ['{"asOf":null,"versions":["k@1"]}', '[1,"\\u001e"]', '"N"', 'null'];
+  const echo = new Statement<{ lit: string[]; split: string[]; docs: unknown[]; sqlNulls: number[]; n: number }>(
+    'hub_test_arrays',
+    `with d as (select string_to_array($3::text, chr(30), 'N')::jsonb[] as a)
+     select $1::text[] as lit, string_to_array($2::text, chr(30)) as split, to_jsonb(d.a) as docs,
+            to_jsonb(array(select i from generate_subscripts(d.a, 1) i where d.a[i] is null)) as "sqlNulls",
+            cardinality(string_to_array($4::text, chr(30))) as n
+     from d`,
+  );
+
+  it.each(drivers())('come back as they were sent: array literals, separated lists and their nulls (%s)', async (d) => {
+    const t = await createTestDatabase(d);
+    try {
+      const [r] = await echo.run(t.database.db, [arrayLiteral(texts), separatedList(texts), separatedList([json[0]!, null, ...json.slice(1)], 'N'), separatedList([])]);
+      expect(r!.lit).toEqual(texts);
+      expect(r!.split).toEqual(texts);
+      expect(r!.docs).toEqual([{ asOf: null, versions: ['k@1'] }, null, [1, '\u001e'], 'N', null]);
+      // the null written as N is a SQL null; the JSON text null stays a JSON null
+      expect(r!.sqlNulls).toEqual([2]);
+      expect(Number(r!.n)).toBe(0);
+      const [one] = await echo.run(t.database.db, [arrayLiteral([]), separatedList(['x']), separatedList([null], 'N'), separatedList(['only'])]);
+      expect(one!.split).toEqual(['x']);
+      expect(one!.docs).toEqual([null]);
+      expect(one!.sqlNulls).toEqual([1]);
+      expect(Number(one!.n)).toBe(1);
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it('refuses what would shift or change the values of a separated list', () => {
+    expect(() => separatedList(['a', ''])).toThrow(/value 1/);
+    expect(() => separatedList(['a', 'b\u001ec'])).toThrow(/value 1/);
+    expect(() => separatedList(['N'], 'N')).toThrow(/value 0/);
+    expect(() => separatedList([null])).toThrow(/value 0 is null/);
+    expect(separatedList(['a', null, 'b'], 'N')).toBe('a\u001eN\u001eb');
   });
 });
 
