@@ -55,7 +55,29 @@ export function decodeCompactJws(jws: string, knownHeader?: Record<string, unkno
   }
 }
 
-export function verifyEs256(signingInput: string, signature: Buffer, publicKey: KeyObject): boolean {
+export function verifyEs256(signingInput: string | Buffer, signature: Buffer, publicKey: KeyObject): boolean {
   if (signature.length !== 64) return false;
-  return crypto.verify('sha256', Buffer.from(signingInput), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+  return crypto.verify('sha256', typeof signingInput === 'string' ? Buffer.from(signingInput) : signingInput, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+}
+
+let scratch = Buffer.allocUnsafe(16 * 1024);
+let held: Buffer | undefined;
+
+/**
+ * The bytes of a signing input whose start (a protected header and its dot) is known as bytes already: the rest is
+ * written after it in one scratch buffer, as UTF-8 like Buffer.from would, so a verification neither encodes the
+ * header's few kilobytes of x5c again nor allocates. The bytes are good until the next call: pass them straight
+ * to a synchronous check.
+ */
+export function signingBytes(prefix: Buffer, rest: string): Buffer {
+  const need = prefix.length + rest.length * 3;
+  if (scratch.length < need) {
+    scratch = Buffer.allocUnsafe(need);
+    held = undefined;
+  }
+  if (held !== prefix) {
+    prefix.copy(scratch, 0);
+    held = prefix;
+  }
+  return scratch.subarray(0, prefix.length + scratch.write(rest, prefix.length, 'utf8'));
 }

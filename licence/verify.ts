@@ -1,10 +1,10 @@
 import DataLoader from 'dataloader';
-import { Statement, type Db } from '../db/index.ts';
+import { arrayLiteral, Statement, type Db } from '../db/index.ts';
 import { disclosureDigest } from './credentials.ts';
 import { shanghaiDate } from '../core/time.ts';
 import { checkDigitHolds, parseLicenceIdentifier, type LicenceIdentifierParts } from './identifier.ts';
 import { effectiveStatus } from './issue.ts';
-import { decodeCompactJws, verifyEs256 } from './jws.ts';
+import { decodeCompactJws, signingBytes, verifyEs256 } from './jws.ts';
 import type { ChainResult, LicencePki } from './pki.ts';
 import type { LicenceStatus } from './schema.ts';
 
@@ -71,6 +71,8 @@ function headerKey(compact: string, dot: number): string {
 
 interface CachedHeader {
   text: string;
+  /** the header and its dot as UTF-8, the start of every signing input under it */
+  prefix: Buffer;
   header: Record<string, unknown>;
   chain: ChainResult;
 }
@@ -118,7 +120,7 @@ export class LicenceVerifier {
   ) {
     this.loader = new DataLoader<string, RecordRow | null>(
       async (ids) => {
-        const found = await VERDICT.run(this.db, [[...ids]]);
+        const found = await VERDICT.run(this.db, [arrayLiteral(ids)]);
         const by = new Map<string, RecordRow>();
         for (const row of found) {
           const r = recordRow(row.r);
@@ -156,7 +158,7 @@ export class LicenceVerifier {
     else {
       chain = this.pki.validateChain(header.x5c);
       if (this.headers.size >= MAX_HEADERS) this.headers.clear();
-      this.headers.set(key, (cached = { text: headerText, header, chain }));
+      this.headers.set(key, (cached = { text: headerText, prefix: Buffer.from(`${headerText}.`), header, chain }));
     }
     this.lastHeader = cached;
 
@@ -175,7 +177,7 @@ export class LicenceVerifier {
 
     // chain and signature
     if (!chain.ok) reasons.add('CHAIN');
-    else if (!verifyEs256(jws.signingInput, jws.signature, chain.publicKey)) reasons.add('SIGNATURE');
+    else if (!verifyEs256(signingBytes(cached.prefix, jws.signingInput.slice(dot + 1)), jws.signature, chain.publicKey)) reasons.add('SIGNATURE');
 
     // disclosures: each must hash to an entry of _sd, none twice
     let disclosed: Record<string, unknown> | undefined;
