@@ -16,7 +16,7 @@ import { rows } from '../db/index.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { DEMO_HOLDERS } from '../db/seeds/demo-licences.ts';
 import { DEMO_LICENCE_TYPES } from '../db/seeds/demo-directory.ts';
-import { signCompactJws, decodeCompactJws } from '../licence/jws.ts';
+import { signCompactJws, decodeCompactJws, signingBytes } from '../licence/jws.ts';
 import { identifierProblem, makeLicenceIdentifier, mod3736CheckChar } from '../licence/identifier.ts';
 import { expireLicences, notifyExpiringLicences, signedFormsOf } from '../licence/issue.ts';
 import { permutedIndex, STATUS_LIST_SIZE } from '../licence/status-list.ts';
@@ -38,6 +38,16 @@ describe('licence identifiers (GB/T 36904, MOD 37,36)', () => {
     expect(identifierProblem('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.02.0')).toBe('FORMAT');
     expect(mod3736CheckChar('11100000000013338W01111430000006122244L20230000403001')).toBe('U');
     expect(makeLicenceIdentifier({ typeCode: '11100000000013338W009', issuerCode: '11330105002500287C', serial: '2025052201', version: 2 })).toBe('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.002.0');
+  });
+
+  it('writes a signing input after its known header bytes as Buffer.from would, whatever came before', () => {
+    const headers = [Buffer.from('eyJhbGciOiJFUzI1NiJ9.'), Buffer.from('eyJ0eXAiOiJ2Yytqd3QifQ.')];
+    const rests = ['eyJhIjoxfQ.c2ln', 'x'.repeat(40_000), '证照\u0141A', ''];
+    for (const rest of rests) {
+      for (const prefix of [...headers, ...headers.reverse()]) {
+        expect(Buffer.compare(signingBytes(prefix, rest), Buffer.from(`${prefix.toString()}${rest}`))).toBe(0);
+      }
+    }
   });
 
   it('draws status indices from a permutation: every index of a list once', () => {
@@ -298,6 +308,10 @@ describe.each(drivers())('e-licences (%s)', (driver) => {
     const [h, p, s] = l.credential.split('.') as [string, string, string];
     const flipped = `${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
     expect(await verify(`${h}.${p}.${flipped}`)).toMatchObject({ valid: false, reasons: ['SIGNATURE'] });
+    // a character past ASCII in place of an A (U+0141 has A's low byte): the signing input is not the one signed
+    const a = p.indexOf('A');
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect((await verify(`${h}.${p.slice(0, a)}\u0141${p.slice(a + 1)}.${s}`)).valid).toBe(false);
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown> & { credentialSubject: Record<string, unknown> };
     payload.credentialSubject.CZZT = '李强';
     expect((await verify(`${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}`)).reasons).toContain('SIGNATURE');
