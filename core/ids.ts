@@ -4,6 +4,8 @@
  * - 统一社会信用代码 (GB 32100-2015) with its embedded organisation code (GB 11714)
  */
 
+import { isRealDay } from './time.ts';
+
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const ID_CHECK = '10X98765432';
 
@@ -13,8 +15,6 @@ export function idNumberCheckChar(first17: string): string {
   for (let i = 0; i < 17; i++) sum += (first17.charCodeAt(i) - 48) * ID_WEIGHTS[i]!;
   return ID_CHECK[sum % 11]!;
 }
-
-const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 const digitAt = (text: string, i: number) => text.charCodeAt(i) - 48;
 
@@ -26,9 +26,7 @@ function isRealDate(yyyymmdd: string): boolean {
   const y = digitAt(yyyymmdd, 0) * 1000 + digitAt(yyyymmdd, 1) * 100 + digitAt(yyyymmdd, 2) * 10 + digitAt(yyyymmdd, 3);
   const m = digitAt(yyyymmdd, 4) * 10 + digitAt(yyyymmdd, 5);
   const d = digitAt(yyyymmdd, 6) * 10 + digitAt(yyyymmdd, 7);
-  if (y < 1800 || m < 1 || m > 12 || d < 1) return false;
-  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
-  return d <= (m === 2 && leap ? 29 : MONTH_DAYS[m - 1]!);
+  return y >= 1800 && isRealDay(y, m, d);
 }
 
 export type IdNumberProblem = 'FORMAT' | 'BIRTH_DATE' | 'CHECK_DIGIT';

@@ -3,5 +3,20 @@ export const SHANGHAI_OFFSET_MS = 8 * 3600 * 1000;
 
 /** The calendar date (YYYY-MM-DD) in Asia/Shanghai: licence dates, working days and months are Beijing dates. */
 export function shanghaiDate(d: Date): string {
-  return new Date(d.getTime() + SHANGHAI_OFFSET_MS).toISOString().slice(0, 10);
+  const ms = d.getTime();
+  // a batch asks for the date of one instant many times over (each licence's issue date)
+  if (ms === last.ms) return last.day;
+  const day = new Date(ms + SHANGHAI_OFFSET_MS).toISOString().slice(0, 10);
+  last = { ms, day };
+  return day;
+}
+let last = { ms: Number.NaN, day: '' };
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Whether year, month (1-12) and day name a day of the Gregorian calendar (arithmetic: it runs on hot paths). */
+export function isRealDay(y: number, m: number, d: number): boolean {
+  if (m < 1 || m > 12 || d < 1) return false;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= (m === 2 && leap ? 29 : MONTH_DAYS[m - 1]!);
 }

@@ -97,7 +97,7 @@ export function vctOf(hubIssuer: string, typeCode: string): string {
 
 /** A disclosure's digest as it stands in `_sd` (sha-256 over the base64url text). */
 export function disclosureDigest(disclosure: string): string {
-  return crypto.createHash('sha256').update(disclosure).digest('base64url');
+  return crypto.hash('sha256', disclosure, 'base64url');
 }
 
 /**

@@ -55,11 +55,15 @@ function newSerial(now: Date): string {
   return s;
 }
 
+let lastAdded = { date: '', years: 0, end: '' };
 function addYears(date: string, years: number): string {
+  // a batch's licences mostly start on one day
+  if (date === lastAdded.date && years === lastAdded.years) return lastAdded.end;
   const [y, m, d] = date.split('-').map(Number) as [number, number, number];
   const end = new Date(Date.UTC(y + years, m - 1, d));
   end.setUTCDate(end.getUTCDate() - 1); // valid through the day before the anniversary
-  return end.toISOString().slice(0, 10);
+  lastAdded = { date, years, end: end.toISOString().slice(0, 10) };
+  return lastAdded.end;
 }
 
 /** 持证主体代码 checked against the type's holder kind (INVALID_ID_NUMBER / INVALID_USCC, before anything else). */
@@ -362,7 +366,17 @@ export async function issueBatchItems(
       const rowsIn = await insertLicenceRows(tx, values);
       await appendInTransaction(
         tx,
-        rowsIn.map((r) => auditOf(by, by.requestId, 'LICENCE_ISSUE', { identifier: r.identifier, typeCode: r.type_code, holderCode: r.holder_code, number: r.number }, { details: { version: 1, signer: signer.kid, batch: by.requestId } })),
+        // auditOf's entry, its details' keys in order (the chain then hashes JSON.stringify's text, not the reference form)
+        rowsIn.map((r): AuditRecord => ({
+          clientId: by.clientId,
+          department: by.department,
+          operation: 'LICENCE_ISSUE',
+          resourceCode: r.type_code,
+          subject: r.holder_code,
+          outcome: 'DONE',
+          requestId: by.requestId,
+          details: { batch: by.requestId, identifier: r.identifier, number: r.number, signer: signer.kid, version: 1 },
+        })),
       );
       return rowsIn.length;
     });

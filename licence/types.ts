@@ -3,6 +3,7 @@ import { appendInTransaction } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation } from '../core/errors.ts';
 import { usccProblem } from '../core/ids.ts';
+import { isRealDay } from '../core/time.ts';
 import type { Db } from '../db/index.ts';
 import { HOLDER_KINDS, licenceTypes, type FaceField, type HolderKind } from './schema.ts';
 
@@ -90,10 +91,22 @@ export async function listLicenceTypes(db: Db): Promise<LicenceType[]> {
   return db.select().from(licenceTypes).orderBy(licenceTypes.code);
 }
 
+/** The value of `length` decimal digits of `v` from `at`, or -1 when one of them is not a digit. */
+function digitsAt(v: string, at: number, length: number): number {
+  let n = 0;
+  for (let i = at; i < at + length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** A calendar date written YYYY-MM-DD (year 0001 to 9999; arithmetic, as a batch checks thousands). */
 function isRealDate(v: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) return false;
-  const d = new Date(`${v}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
+  if (typeof v !== 'string' || v.length !== 10 || v[4] !== '-' || v[7] !== '-') return false;
+  const y = digitsAt(v, 0, 4);
+  return y >= 1 && isRealDay(y, digitsAt(v, 5, 2), digitsAt(v, 8, 2));
 }
 
 /** Checks 照面信息 against the type: every required field present, no unknown field, each of its data type. */
@@ -113,7 +126,8 @@ export function validateFace(type: LicenceType, face: unknown, fieldPrefix = 'fa
     switch (f.dataType) {
       case 'C':
         if (typeof v !== 'string') throw badInput(field, `${f.name} is text`);
-        if (f.length && [...v].length > f.length) throw badInput(field, `${f.name} is at most ${f.length} characters`);
+        // characters are counted only past the limit in UTF-16 units (never fewer than the characters)
+        if (f.length && v.length > f.length && [...v].length > f.length) throw badInput(field, `${f.name} is at most ${f.length} characters`);
         break;
       case 'D':
         if (typeof v !== 'string' || !isRealDate(v)) throw badInput(field, `${f.name} is a date (YYYY-MM-DD)`);
@@ -129,7 +143,7 @@ export function validateFace(type: LicenceType, face: unknown, fieldPrefix = 'fa
         if (typeof v !== 'boolean') throw badInput(field, `${f.name} is true or false`);
         break;
       default:
-        if (typeof v === 'string' && f.length && [...v].length > f.length) throw badInput(field, `${f.name} is at most ${f.length} characters`);
+        if (typeof v === 'string' && f.length && v.length > f.length && [...v].length > f.length) throw badInput(field, `${f.name} is at most ${f.length} characters`);
     }
     out[f.code] = v;
   }

@@ -16,7 +16,8 @@ import { rows } from '../db/index.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { DEMO_HOLDERS } from '../db/seeds/demo-licences.ts';
 import { DEMO_LICENCE_TYPES } from '../db/seeds/demo-directory.ts';
-import { signCompactJws, decodeCompactJws, signingBytes } from '../licence/jws.ts';
+import { asciiJson, signCompactJws, decodeCompactJws, signingBytes } from '../licence/jws.ts';
+import { isRealDate } from '../licence/types.ts';
 import { identifierProblem, makeLicenceIdentifier, mod3736CheckChar } from '../licence/identifier.ts';
 import { expireLicences, notifyExpiringLicences, signedFormsOf } from '../licence/issue.ts';
 import { permutedIndex, STATUS_LIST_SIZE } from '../licence/status-list.ts';
@@ -38,6 +39,30 @@ describe('licence identifiers (GB/T 36904, MOD 37,36)', () => {
     expect(identifierProblem('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.02.0')).toBe('FORMAT');
     expect(mod3736CheckChar('11100000000013338W01111430000006122244L20230000403001')).toBe('U');
     expect(makeLicenceIdentifier({ typeCode: '11100000000013338W009', issuerCode: '11330105002500287C', serial: '2025052201', version: 2 })).toBe('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.002.0');
+  });
+
+  it('writes JSON with every character past ASCII escaped, the same value as JSON.stringify gives', () => {
+    const values = [{ XM: '张三', ZZ: '福建省福州市鼓楼区东街1号', n: 1, e: 'é', emoji: '证😀照', q: '"\\\u0001' }, ['\u0080\u00ff\uffff', 'plain'], '长期'];
+    for (const v of values) {
+      const text = asciiJson(v);
+      expect(/^[\x20-\x7e]*$/.test(text)).toBe(true);
+      expect(JSON.parse(text)).toEqual(v);
+      // the same escapes as one character at a time
+      expect(text).toBe(JSON.stringify(v).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    }
+  });
+
+  it('takes as dates exactly the days of the calendar', () => {
+    const byDate = (v: string) => !Number.isNaN(new Date(`${v}T00:00:00Z`).getTime()) && new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) === v;
+    for (const y of [1900, 1999, 2000, 2024, 2026, 2100]) {
+      for (let m = 0; m <= 13; m++) {
+        for (let d = 0; d <= 32; d++) {
+          const v = `${y}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+          expect([v, isRealDate(v)]).toEqual([v, byDate(v)]);
+        }
+      }
+    }
+    for (const bad of ['2026-1-01', '2026/01/01', '20260101', '2026-01-01T00:00', ' 2026-01-01', '2026-0a-01', '0000-01-01', '']) expect([bad, isRealDate(bad)]).toEqual([bad, false]);
   });
 
   it('writes a signing input after its known header bytes as Buffer.from would, whatever came before', () => {
