@@ -2,7 +2,7 @@ import { and, asc, eq, gte, gt, lt, type SQL } from 'drizzle-orm';
 import { sql } from 'drizzle-orm';
 import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
 import { rows, type Db } from '../db/index.ts';
-import { auditEntries } from './schema.ts';
+import { auditEntries, subjectIs } from './schema.ts';
 
 export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
 
@@ -97,7 +97,6 @@ export function entryConditions(f: EntryFilter): SQL[] {
     ['clientId', auditEntries.clientId],
     ['department', auditEntries.department],
     ['resourceCode', auditEntries.resourceCode],
-    ['subject', auditEntries.subject],
     ['itemCode', auditEntries.itemCode],
     ['caseId', auditEntries.caseId],
     ['operation', auditEntries.operation],
@@ -106,6 +105,7 @@ export function entryConditions(f: EntryFilter): SQL[] {
     const value = f[key];
     if (value) conditions.push(eq(column, value));
   }
+  if (f.subject) conditions.push(subjectIs(f.subject));
   if (f.from) conditions.push(gte(auditEntries.at, f.from));
   if (f.to) conditions.push(lt(auditEntries.at, f.to));
   return conditions;

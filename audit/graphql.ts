@@ -4,7 +4,7 @@ import { badInput } from '../core/errors.ts';
 import { listAuditMonths } from './archive.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
 import { auditFindings, entryConditions } from './findings.ts';
-import { auditCheckpoints, auditEntries } from './schema.ts';
+import { auditCheckpoints, auditEntries, subjectIs } from './schema.ts';
 import type { AuditWriter } from './writer.ts';
 
 export interface AuditPorts {
@@ -139,7 +139,7 @@ export const resolvers = {
       const first = a.first ?? 50;
       if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', 'first must be from 1 to 500');
       // reads withheld under a legal basis (withholdBasis) stay out of the holder's view; administrative acts too
-      const conditions: SQL[] = [eq(auditEntries.subject, holder.subject), isNull(auditEntries.withholdBasis), inArray(auditEntries.outcome, ['RETURNED', 'NOT_FOUND'])];
+      const conditions: SQL[] = [subjectIs(holder.subject), isNull(auditEntries.withholdBasis), inArray(auditEntries.outcome, ['RETURNED', 'NOT_FOUND'])];
       const after = cursorSeq(a.after);
       if (after !== undefined) conditions.push(lt(auditEntries.seq, after));
       const rows = await ctx.db.select().from(auditEntries).where(and(...conditions)).orderBy(desc(auditEntries.seq)).limit(first + 1);

@@ -1,3 +1,4 @@
+import { eq, sql, type SQL } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core';
 import { at } from '../db/columns.ts';
 
@@ -37,12 +38,22 @@ export const auditEntries = pgTable(
   },
   (t) => [
     primaryKey({ name: 'audit_entries_pkey', columns: [t.seq, t.at] }),
-    index('audit_entries_subject_idx').on(t.subject, t.seq),
+    // on a 64-bit hash of the subject rather than its text: an entry's insert lands at a random place here, and an
+    // integer key made that a third cheaper than the text (query through subjectIs, which matches this expression)
+    index('audit_entries_subject_idx').on(sql`hashtextextended(${t.subject}, 0)`, t.seq),
     index('audit_entries_client_idx').on(t.clientId, t.seq),
     // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
     index('audit_entries_at_brin').using('brin', t.at),
   ],
 );
+
+/**
+ * The entries about one subject, as audit_entries_subject_idx finds them: its hash (the index's first column) and,
+ * against a collision, the subject itself.
+ */
+export function subjectIs(subject: string): SQL {
+  return sql`hashtextextended(${auditEntries.subject}, 0) = hashtextextended(${subject}::text, 0) and ${eq(auditEntries.subject, subject)}`;
+}
 
 /** Signed tree heads (RFC 6962 style) over the entries' hashes, newest last. */
 export const auditCheckpoints = pgTable('audit_checkpoints', {

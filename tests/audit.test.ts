@@ -5,6 +5,7 @@ import type { PoolClient } from 'pg';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
+import { auditEntries, subjectIs } from '../audit/schema.ts';
 import { appendInTransaction, AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { openDatabase, rows, type Db } from '../db/index.ts';
@@ -115,6 +116,21 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     );
     expect(stored.map((r) => [r.operator, r.case_id, r.reason, r.fields, r.details])).toEqual(odd.map((s) => [s, s, s, s ? [s, 'x'] : ['x'], { s, list: [s, null] }]));
     expect((await verify()).ok).toBe(true);
+  });
+
+  it('finds a subject\'s entries through the subject index, and only that subject\'s', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const subjects = ['110105194912310021', '110105194912310022', 'S-odd'];
+    await writer.appendMany(subjects.flatMap((subject) => [0, 1, 2].map((i) => ({ ...record(i), subject }))));
+    const found = await tdb.database.db.select({ subject: auditEntries.subject }).from(auditEntries).where(subjectIs(subjects[1]!));
+    expect(found).toEqual([0, 1, 2].map(() => ({ subject: subjects[1] })));
+    // with sequential scans off, the plan shows whether the index can serve the query as written
+    const plan = await tdb.database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local enable_seqscan = off`);
+      const lines = await rows<{ 'QUERY PLAN': string }>(tx, sql`explain select seq from audit_entries where ${subjectIs(subjects[1]!)} order by seq desc limit 5`);
+      return lines.map((l) => l['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toMatch(/Index Cond: \(hashtextextended\(subject, '0'::bigint\) = /);
   });
 
   it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
