@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { rows, Statement, type Db } from '../db/index.ts';
+import { arrayLiteral, rows, Statement, type Db } from '../db/index.ts';
 import type { BaseRecordKind } from './schema.ts';
 
 /** A validated record on its way into the base data. */
@@ -176,7 +176,7 @@ export async function recordsBySubject(db: Db, kind: BaseRecordKind, subjects: r
   const column = columnOf(kind);
   if (!asOf) {
     const st = items && itemStatement(column, items);
-    return (await (st ?? CURRENT[column]).run(db, [kind, list])).map((row) => currentView(kind, row.r, st ? items : undefined));
+    return (await (st ?? CURRENT[column]).run(db, [kind, arrayLiteral(list)])).map((row) => currentView(kind, row.r, st ? items : undefined));
   }
   const found = await rows(
     db,
