@@ -367,17 +367,7 @@ export async function issueBatchItems(
       const rowsIn = await insertLicenceRows(tx, values);
       await appendInTransaction(
         tx,
-        // auditOf's entry, its details' keys in order (the chain then hashes JSON.stringify's text, not the reference form)
-        rowsIn.map((r): AuditRecord => ({
-          clientId: by.clientId,
-          department: by.department,
-          operation: 'LICENCE_ISSUE',
-          resourceCode: r.type_code,
-          subject: r.holder_code,
-          outcome: 'DONE',
-          requestId: by.requestId,
-          details: { batch: by.requestId, identifier: r.identifier, number: r.number, signer: signer.kid, version: 1 },
-        })),
+        rowsIn.map((r) => auditOf(by, by.requestId, 'LICENCE_ISSUE', { identifier: r.identifier, typeCode: r.type_code, holderCode: r.holder_code, number: r.number }, { details: { version: 1, signer: signer.kid, batch: by.requestId } })),
       );
       return rowsIn.length;
     });
