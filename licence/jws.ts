@@ -67,9 +67,9 @@ export function decodeCompactJws(jws: string, knownHeader?: Record<string, unkno
   }
 }
 
-export function verifyEs256(signingInput: string | Buffer, signature: Buffer, publicKey: KeyObject): boolean {
+export function verifyEs256(signingInput: Buffer, signature: Buffer, publicKey: KeyObject): boolean {
   if (signature.length !== 64) return false;
-  return crypto.verify('sha256', typeof signingInput === 'string' ? Buffer.from(signingInput) : signingInput, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+  return crypto.verify('sha256', signingInput, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
 }
 
 let scratch = Buffer.allocUnsafe(16 * 1024);
