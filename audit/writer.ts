@@ -146,9 +146,10 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   }
   const params: unknown[] = [head.seq, seq, at];
   for (let k = 0; k < KIND_COLUMNS; k++) params.push(arrayLiteral(kinds.map((columns) => columns[k]!)));
-  // kind numbers and hex digits need no quoting
-  // details are JSON texts (or null, written as N, which no JSON text is): a separated list, nothing to escape
-  params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), separatedList(details, 'N'), `{${hashes.join(',')}}`, head.hash);
+  // kind numbers need no quoting; details are JSON texts (or null, written as N, which no JSON text is) and hashes hex:
+  // separated lists, nothing to escape, and split at a fraction of the array parser's cost (2,000 hashes: 0.25 ms
+  // against 1.3 ms, a twentieth of the statement's time in the database)
+  params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), separatedList(details, 'N'), separatedList(hashes), head.hash);
   params.push(monthOf(new Date(at)).partition);
   return { seqs, at, lastHash: prev, params };
 }
@@ -160,13 +161,14 @@ const KINDS = `kinds as (select * from unnest($4::text[], $5::text[], $6::text[]
 /**
  * The batch's entries ($16 … $19) with their kinds' columns, every entry with the batch's one time. Sequence numbers
  * follow the head's ($1) one by one, and each entry's previous hash is the hash before it, the first's the head's
- * ($20): neither is sent per entry. (The hashes zipped with themselves one place on, not a window function, which
- * would sort the batch's rows first.)
+ * ($20): neither is sent per entry. (The hashes are split once, OFFSET 0 keeping the planner from copying the split
+ * into each use, and zipped with themselves one place on; a window function would sort the batch's rows first.)
  */
 const ENTRIES = `insert into audit_entries (seq, at, client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details, prev_hash, hash)
    select $1::int8 + t.n, $3::timestamptz, k.client_id, k.department, k.operator, k.item_code, k.case_id, k.operation, k.resource_code, t.subject,
           string_to_array(k.fields, chr(31)), k.outcome, k.reason, k.withhold_basis, k.request_id, t.details, t.prev_hash, t.hash
-   from unnest($16::int8[], $17::text[], string_to_array($18::text, chr(30), 'N')::jsonb[], $19::text[], (array_prepend($20::text, $19::text[]))[1:cardinality($19::text[])])
+   from (select string_to_array($19::text, chr(30)) as h offset 0) hs,
+        unnest($16::int8[], $17::text[], string_to_array($18::text, chr(30), 'N')::jsonb[], hs.h, (array_prepend($20::text, hs.h))[1:cardinality(hs.h)])
         with ordinality as t(kind, subject, details, hash, prev_hash, n)
    join kinds k on k.ord = t.kind`;
 
