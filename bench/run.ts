@@ -484,14 +484,17 @@ async function licence(): Promise<void> {
     };
     await runOurs(); // warm-up: chain validated once, JIT
     runBaseline();
+    // rounds alternate, and each side keeps its best: another tenant of this shared machine only ever slows a round,
+    // and five rounds rather than three make it unlikely that every round of one side is slowed and none of the other
+    const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
     let ours = 0;
     let baseline = 0;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < rounds; round++) {
       baseline = Math.max(baseline, runBaseline());
       ours = Math.max(ours, await runOurs());
     }
-    process.stdout.write(`ours: ${creds.length} distinct credentials, ${inFlight} in flight, status from the database on every call: ${ours.toFixed(0)} verifications/s (best of 3)\n`);
-    process.stdout.write(`baseline: the same credential texts split and checked with crypto.verify ES256 (one cached KeyObject): ${baseline.toFixed(0)} verifications/s (best of 3)\n`);
+    process.stdout.write(`ours: ${creds.length} distinct credentials, ${inFlight} in flight, status from the database on every call: ${ours.toFixed(0)} verifications/s (best of ${rounds})\n`);
+    process.stdout.write(`baseline: the same credential texts split and checked with crypto.verify ES256 (one cached KeyObject): ${baseline.toFixed(0)} verifications/s (best of ${rounds})\n`);
     process.stdout.write(`licence: ours ${ours.toFixed(0)} verifications/s, baseline ${baseline.toFixed(0)} verifications/s, ratio ${(ours / baseline).toFixed(2)} (issued ${issuedPerSecond.toFixed(0)} licences/s)\n`);
   } finally {
     await database.close();
