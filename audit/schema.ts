@@ -38,9 +38,9 @@ export const auditEntries = pgTable(
   },
   (t) => [
     primaryKey({ name: 'audit_entries_pkey', columns: [t.seq, t.at] }),
-    // on a 64-bit hash of the subject rather than its text: an entry's insert lands at a random place here, and an
-    // integer key made that a third cheaper than the text (query through subjectIs, which matches this expression)
-    index('audit_entries_subject_idx').on(sql`hashtextextended(${t.subject}, 0)`, t.seq),
+    // GIN over the subject's 64-bit hash (migration 0015): new entries go to its pending list and are merged in bulk,
+    // where a B-tree took each at a random leaf; query through subjectIs, which matches this expression
+    index('audit_entries_subject_idx').using('gin', sql`(array[hashtextextended(${t.subject}, 0)])`),
     index('audit_entries_client_idx').on(t.clientId, t.seq),
     // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
     index('audit_entries_at_brin').using('brin', t.at),
@@ -48,11 +48,11 @@ export const auditEntries = pgTable(
 );
 
 /**
- * The entries about one subject, as audit_entries_subject_idx finds them: its hash (the index's first column) and,
- * against a collision, the subject itself.
+ * The entries about one subject, as audit_entries_subject_idx finds them: its hash (the index's one key) and, against
+ * a collision, the subject itself. They come as a bitmap, in no order: a query sorts them (by seq) itself.
  */
 export function subjectIs(subject: string): SQL {
-  return sql`hashtextextended(${auditEntries.subject}, 0) = hashtextextended(${subject}::text, 0) and ${eq(auditEntries.subject, subject)}`;
+  return sql`array[hashtextextended(${auditEntries.subject}, 0)] @> array[hashtextextended(${subject}::text, 0)] and ${eq(auditEntries.subject, subject)}`;
 }
 
 /** Signed tree heads (RFC 6962 style) over the entries' hashes, newest last. */
