@@ -115,7 +115,7 @@ async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, 
 function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
   const rec = r.record?.[0];
   if (!rec) return null;
-  // provenance is built only when selected (the default resolver calls a function it finds)
+  // provenance is built only when selected (provenanceOf calls the function)
   const view = shape(rec.data, fields, r.unmasked, sensitive);
   view.provenance = provenance.bind(null, rec, r.resourceCode, depts);
   return view;
@@ -142,7 +142,13 @@ function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, 
 
 type Args<K extends string> = Record<K, string> & { purpose: PurposeInput; asOf?: string | null };
 
+/** A record's provenance, made when the query selects it. */
+const provenanceOf = (parent: { provenance: () => unknown }) => parent.provenance();
+
 export const resolvers = {
+  Person: { provenance: provenanceOf },
+  LegalPerson: { provenance: provenanceOf },
+  CreditProfile: { provenance: provenanceOf },
   Query: {
     person: async (_: unknown, a: Args<'idNumber'>, ctx: Ctx, info: GraphQLResolveInfo) => (await single(ctx, info, 'population', 'PERSON_READ', [a.idNumber], a.purpose, a.asOf))[0],
     legalPerson: async (_: unknown, a: Args<'uscc'>, ctx: Ctx, info: GraphQLResolveInfo) => (await single(ctx, info, 'legal_person', 'LEGAL_PERSON_READ', [a.uscc], a.purpose, a.asOf))[0],

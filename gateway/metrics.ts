@@ -9,6 +9,8 @@ export interface HubMetrics {
   graphqlErrors: Counter<'code'>;
   /** GraphQL requests by what answered them: `direct` (gateway/direct.ts) or `yoga` (everything else) */
   graphqlRequests: Counter<'handler'>;
+  /** GraphQL documents compiled by graphql-jit once they kept coming back, by outcome: `compiled` or `interpreted` (it could not) */
+  graphqlCompiled: Counter<'outcome'>;
   /**
    * 减证便民: required materials resolved, by item and how each was settled: PROVIDED_BY_LICENCE, PROVIDED_BY_DATA,
    * COMMITMENT (告知承诺) no longer submitted; DEFERRED (容缺) and MUST_SUBMIT still brought.
@@ -52,6 +54,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): HubMe
       name: 'hub_graphql_requests_total',
       help: 'Authenticated GraphQL requests by handler: direct (a JSON POST answered without the fetch adapter) or yoga',
       labelNames: ['handler'],
+      registers: [registry],
+    }),
+    graphqlCompiled: new Counter({
+      name: 'hub_graphql_documents_compiled_total',
+      help: 'GraphQL documents (and operations) run often enough to be compiled, by outcome: compiled, or interpreted when graphql-jit could not',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     materialOutcomes: new Counter({

@@ -141,6 +141,25 @@ describe('GraphQL requests answered without yoga’s fetch adapter', () => {
     expect(handler).toBe(expected);
   });
 
+  it('compiles a document on its third execution and answers as before, data and errors alike', async () => {
+    const compiled = async () => Number(/hub_graphql_documents_compiled_total\{outcome="compiled"\} (\d+)/.exec(await (await fetch(`${direct.url}/metrics`)).text())?.[1] ?? 0);
+    // provenance is resolved by a function of the record (graphql-js's default resolver calls one, graphql-jit's does not)
+    const withProvenance = 'query($id: String!, $p: PurposeInput!) { person(idNumber: $id, purpose: $p) { idNumber name provenance { connector version } } }';
+    const asks = [
+      JSON.stringify({ query: withProvenance, variables: { id: ALICE, p: { itemCode: ITEM, caseId: 'FZ-1' } } }),
+      JSON.stringify({ query: withProvenance, variables: { id: '110105194912310021', p: { itemCode: ITEM, caseId: 'FZ-1' } } }), // INVALID_ID_NUMBER
+      JSON.stringify({ query: withProvenance, variables: { id: ALICE, p: { itemCode: '350100-XX-9999', caseId: 'FZ-1' } } }), // not granted
+    ];
+    const before = await compiled();
+    const answers: unknown[][] = [];
+    for (let round = 0; round < 4; round++) answers.push(await Promise.all(asks.map(async (body) => (await ask(direct, body)).body)));
+    expect(await compiled()).toBe(before + 1); // one document, compiled once, on its third execution
+    expect(answers[0]![0]).toEqual({ data: { person: { idNumber: expect.any(String), name: '王丽', provenance: { connector: 'pop-file', version: 1 } } }, extensions: { auditIds: 1 } });
+    expect((answers[0]![1] as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('INVALID_ID_NUMBER');
+    expect((answers[0]![2] as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toMatch(/^(GRANT_MISSING|PURPOSE_REQUIRED)$/);
+    for (const later of answers.slice(1)) expect(later).toEqual(answers[0]);
+  });
+
   it('leaves a URL with a query string to yoga (whose health check reads the whole URL)', async () => {
     const { mine, theirs, handler } = await both(JSON.stringify({ query: '{ viewer { clientId } }' }), {}, '/graphql?probe=/health');
     expect(mine).toEqual(theirs);
