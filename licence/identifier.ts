@@ -5,16 +5,24 @@
  */
 export const IDENTIFIER_ROOT = '1.2.156.3005.2';
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+/** each character code's value in ALPHABET, -1 for any other (codes past 127 are checked before the lookup) */
+const VALUE = Int8Array.from({ length: 128 }, (_, c) => ALPHABET.indexOf(String.fromCharCode(c)));
 
-/** The MOD 37,36 check character of a string of digits and upper-case letters, or null if another character occurs. */
+/**
+ * The MOD 37,36 check character of a string of digits and upper-case letters, or null if another character occurs.
+ * Every verification computes one, so characters are looked up by code rather than searched for in the alphabet.
+ */
 export function mod3736CheckChar(body: string): string | null {
   let p = 36;
   for (let i = 0; i < body.length; i++) {
-    const a = ALPHABET.indexOf(body[i]!);
+    const c = body.charCodeAt(i);
+    const a = c < 128 ? VALUE[c]! : -1;
     if (a < 0) return null;
-    let s = (p + a) % 36;
-    if (s === 0) s = 36;
-    p = (2 * s) % 37;
+    // (p + a) mod 36 with 0 read as 36, then 2s mod 37: p is 1..36 and a 0..35, so one subtraction does each
+    let s = p + a;
+    if (s > 36) s -= 36;
+    p = 2 * s;
+    if (p >= 37) p -= 37;
   }
   return ALPHABET[(37 - p) % 36]!;
 }

@@ -38,6 +38,19 @@ describe('licence identifiers (GB/T 36904, MOD 37,36)', () => {
     expect(identifierProblem('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.002.1')).toBe('CHECK_DIGIT');
     expect(identifierProblem('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.02.0')).toBe('FORMAT');
     expect(mod3736CheckChar('11100000000013338W01111430000006122244L20230000403001')).toBe('U');
+    // the standard's formula written out plainly, against random bodies
+    const A = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    const plain = (body: string) => {
+      let p = 36;
+      for (const ch of body) p = (2 * ((p + A.indexOf(ch)) % 36 || 36)) % 37;
+      return A[(37 - p) % 36];
+    };
+    for (let k = 0; k < 2000; k++) {
+      const body = Array.from({ length: 1 + (k % 70) }, () => A[crypto.randomInt(36)]).join('');
+      expect(mod3736CheckChar(body)).toBe(plain(body));
+    }
+    // a character outside 0-9 and A-Z, ASCII or not, has no check character
+    for (const body of ['1110a', '111.0', '111 0', '111\uFF21', '111\u0130', '\u0000']) expect(mod3736CheckChar(body)).toBeNull();
     expect(makeLicenceIdentifier({ typeCode: '11100000000013338W009', issuerCode: '11330105002500287C', serial: '2025052201', version: 2 })).toBe('1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.002.0');
   });
 
