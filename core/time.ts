@@ -20,3 +20,14 @@ export function isRealDay(y: number, m: number, d: number): boolean {
   const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
   return d <= (m === 2 && leap ? 29 : MONTH_DAYS[m - 1]!);
 }
+
+/** The value of `length` decimal digits of `v` from `at`, or -1 when one of them is not a digit. */
+export function digitsAt(v: string, at: number, length: number): number {
+  let n = 0;
+  for (let i = at; i < at + length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}

@@ -3,7 +3,7 @@ import { appendInTransaction } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation } from '../core/errors.ts';
 import { usccProblem } from '../core/ids.ts';
-import { isRealDay } from '../core/time.ts';
+import { digitsAt, isRealDay } from '../core/time.ts';
 import type { Db } from '../db/index.ts';
 import { HOLDER_KINDS, licenceTypes, type FaceField, type HolderKind } from './schema.ts';
 
@@ -89,17 +89,6 @@ export async function getLicenceType(db: Db, code: string): Promise<LicenceType 
 
 export async function listLicenceTypes(db: Db): Promise<LicenceType[]> {
   return db.select().from(licenceTypes).orderBy(licenceTypes.code);
-}
-
-/** The value of `length` decimal digits of `v` from `at`, or -1 when one of them is not a digit. */
-function digitsAt(v: string, at: number, length: number): number {
-  let n = 0;
-  for (let i = at; i < at + length; i++) {
-    const d = v.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
 }
 
 /** A calendar date written YYYY-MM-DD (year 0001 to 9999; arithmetic, as a batch checks thousands). */
