@@ -4,7 +4,7 @@ import { badInput } from '../core/errors.ts';
 import { maskValue, readBase, type PurposeInput, type QueryPorts, type ReadRequest, type ReadResult } from './query.ts';
 import type { BaseRecordKind } from './schema.ts';
 import { inForce } from './credit.ts';
-import { departmentsOf, provenance } from './provenance.ts';
+import { departmentsOf, provenance, withProvenance } from './provenance.ts';
 
 type Ctx = HubContext & QueryPorts;
 
@@ -80,18 +80,24 @@ export const typeDefs = /* GraphQL */ `
 
 const NOT_ITEMS = new Set(['provenance', '__typename']);
 
-/** The 信息项 a query selected (field names are the 信息项 codes), through fragments too. */
-function selectedFields(info: GraphQLResolveInfo): string[] {
-  const out = new Set<string>();
+/** What a query selected: its 信息项 (field names are the 信息项 codes), through fragments too, and whether provenance. */
+interface Selection {
+  fields: Set<string>;
+  provenance: boolean;
+}
+
+function selectionOf(info: GraphQLResolveInfo): Selection {
+  const out: Selection = { fields: new Set(), provenance: false };
   for (const node of info.fieldNodes as readonly FieldNode[]) collectFields(node.selectionSet, info, out);
-  return [...out];
+  return out;
 }
 
 // module-level rather than a closure per call (tsx names every inline function it creates)
-function collectFields(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, out: Set<string>): void {
+function collectFields(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, out: Selection): void {
   for (const s of set?.selections ?? []) {
     if (s.kind === Kind.FIELD) {
-      if (!NOT_ITEMS.has(s.name.value)) out.add(s.name.value);
+      if (!NOT_ITEMS.has(s.name.value)) out.fields.add(s.name.value);
+      else if (s.name.value === 'provenance') out.provenance = true;
     } else if (s.kind === Kind.INLINE_FRAGMENT) collectFields(s.selectionSet, info, out);
     else if (s.kind === Kind.FRAGMENT_SPREAD) collectFields(info.fragments[s.name.value]?.selectionSet, info, out);
   }
@@ -106,23 +112,30 @@ function shape(data: Record<string, unknown>, fields: string[], unmasked: Set<st
 
 async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, operation: ReadRequest['operation'], subjects: string[], purpose: PurposeInput, asOf?: string | null) {
   if (subjects.length > MAX_BATCH) throw badInput('subjects', `at most ${MAX_BATCH} subjects per call`);
-  const fields = selectedFields(info);
-  const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, purpose, asOf: asOf ?? null });
-  const depts = await departmentsOf(ctx.db, results.flatMap((r) => r.record ?? []));
-  return results.map((r) => (kind === 'credit' ? creditProfile(r, fields, r.sensitive, depts) : recordView(r, fields, r.sensitive, depts)));
+  const selection = selectionOf(info);
+  const fields = [...selection.fields];
+  const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, provenance: selection.provenance, purpose, asOf: asOf ?? null });
+  if (kind === 'credit') {
+    const depts = await departmentsOf(ctx.db, results.flatMap((r) => withProvenance(r.record ?? [])));
+    return results.map((r) => creditProfile(r, fields, r.sensitive, depts));
+  }
+  // records read without provenance when the query does not select it
+  const depts = selection.provenance ? await departmentsOf(ctx.db, results.flatMap((r) => withProvenance(r.record ?? []))) : null;
+  return results.map((r) => recordView(r, fields, r.sensitive, depts));
 }
 
-function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
+function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string> | null) {
   const rec = r.record?.[0];
   if (!rec) return null;
-  // provenance is built only when selected (provenanceOf calls the function)
   const view = shape(rec.data, fields, r.unmasked, sensitive);
-  view.provenance = provenance.bind(null, rec, r.resourceCode, depts);
+  // built only when selected (provenanceOf calls the function)
+  if (depts) view.provenance = provenance.bind(null, withProvenance([rec])[0]!, r.resourceCode, depts);
   return view;
 }
 
 function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
   if (!r.record?.length) return null;
+  const records = withProvenance(r.record);
   const today = new Date().toISOString().slice(0, 10);
   const entries = r.record.map((x) => x.data);
   const current = (e: Record<string, unknown>) => inForce(e, today);
@@ -136,7 +149,7 @@ function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, 
     permits: of('PERMIT').map(entry),
     measures: [...new Set([...of('BLACK'), ...of('RED')].filter(current).flatMap((e) => (e.measures as string[] | null) ?? []))],
   };
-  const newest = r.record.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
+  const newest = records.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
   return { ...shape(data, fields, r.unmasked, sensitive), provenance: () => provenance(newest, r.resourceCode, depts) };
 }
 

@@ -7,7 +7,7 @@ import type { GrantDecision } from '../directory/access.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import type { ReadLimiter } from './rate-limit.ts';
 import type { BaseRecordKind } from './schema.ts';
-import { itemsRead, recordsBySubject, type BaseRecordView } from './store.ts';
+import { currentCores, itemsRead, recordsBySubject, type RecordCore, type RowHead } from './store.ts';
 
 export type { PurposeInput };
 
@@ -19,25 +19,26 @@ type Ctx = HubContext & QueryPorts;
 const BASE_KIND_OF: Record<BaseRecordKind, 'POPULATION' | 'LEGAL_PERSON' | 'CREDIT'> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
 
 /**
- * Current records are loaded through batching loaders per process, kind and list of 信息项: the lookups of all
- * requests that arrive in the same tick and select the same 信息项 share one query, which reads only those out of
- * each record (no caching: each load reads the database). Credit profiles are built from whole entries.
+ * Current records are loaded through batching loaders per process, kind, list of 信息项 and head (with provenance or
+ * bare): the lookups of all requests that arrive in the same tick and select the same 信息项 share one query, which
+ * reads only those out of each record (no caching: each load reads the database). Credit profiles are built from
+ * whole entries.
  */
-const loaders = new WeakMap<object, Map<string, DataLoader<string, BaseRecordView[]>>>();
+const loaders = new WeakMap<object, Map<string, DataLoader<string, RecordCore[]>>>();
 
-function currentLoader(db: Db, kind: BaseRecordKind, fields: readonly string[]): DataLoader<string, BaseRecordView[]> {
+function currentLoader(db: Db, kind: BaseRecordKind, fields: readonly string[], head: RowHead): DataLoader<string, RecordCore[]> {
   let byList = loaders.get(db);
   if (!byList) loaders.set(db, (byList = new Map()));
   // a list the store reads whole records for shares the kind's whole-record loader (so there are as many loaders as
   // item statements, bounded there)
-  const items = kind === 'credit' ? undefined : itemsRead(kind, fields);
-  const key = items ? `${kind}:${items.join(',')}` : kind;
+  const items = kind === 'credit' ? undefined : itemsRead(kind, fields, head);
+  const key = `${kind}:${head}:${items?.join(',') ?? '*'}`;
   let loader = byList.get(key);
   if (!loader) {
-    loader = new DataLoader<string, BaseRecordView[]>(
+    loader = new DataLoader<string, RecordCore[]>(
       async (subjects) => {
-        const found = await recordsBySubject(db, kind, subjects, undefined, items);
-        const by = new Map<string, BaseRecordView[]>();
+        const found = head === 'bare' ? await currentCores(db, kind, subjects, items) : await recordsBySubject(db, kind, subjects, undefined, items);
+        const by = new Map<string, RecordCore[]>();
         for (const r of found) {
           const list = by.get(r.subject);
           if (list) list.push(r);
@@ -70,13 +71,16 @@ export interface ReadRequest {
   subjects: string[];
   /** the 信息项 the caller selected */
   fields: string[];
+  /** whether the caller shows where the records came from (their provenance): a read that does not, reads less */
+  provenance: boolean;
   purpose: PurposeInput;
   asOf?: string | null;
 }
 
 export interface ReadResult {
   subject: string;
-  record: BaseRecordView[] | null;
+  /** with provenance (BaseRecordView) when the request asked for it, or for credit entries */
+  record: RecordCore[] | null;
   resourceCode: string;
   unmasked: Set<string>;
   /** the resource's sensitive 信息项 */
@@ -128,13 +132,13 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   }
   const asOf = req.asOf ? new Date(req.asOf) : undefined;
   if (asOf && Number.isNaN(asOf.getTime())) throw new HubError('BAD_USER_INPUT', 'asOf must be an ISO date', { field: 'asOf' });
-  let found: BaseRecordView[];
+  let found: RecordCore[];
   if (asOf) found = await recordsBySubject(ctx.db, req.kind, req.subjects, asOf);
   else {
-    const loader = currentLoader(ctx.db, req.kind, req.fields); // once per read, not per subject
+    const loader = currentLoader(ctx.db, req.kind, req.fields, req.provenance || req.kind === 'credit' ? 'provenance' : 'bare'); // once per read, not per subject
     found = (await Promise.all(req.subjects.map((s) => loader.load(s)))).flat();
   }
-  const bySubject = new Map<string, BaseRecordView[]>();
+  const bySubject = new Map<string, RecordCore[]>();
   for (const r of found) {
     const list = bySubject.get(r.subject);
     if (list) list.push(r);

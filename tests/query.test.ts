@@ -9,7 +9,7 @@ import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { rows } from '../db/index.ts';
-import { recordsBySubject } from '../basedata/store.ts';
+import { currentCores, recordsBySubject } from '../basedata/store.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { DEMO_RESOURCES } from '../db/seeds/demo-directory.ts';
 import { createTestDatabase, drivers, redisUrl, type TestDatabase } from './helpers/db.ts';
@@ -101,10 +101,21 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     // a name that is not a plain identifier is not written into a statement: the whole record is read
     const [odd] = await recordsBySubject(db, 'population', [ALICE], undefined, ["name' || 'x"]);
     expect(odd!.data).toEqual(whole!.data);
+    // a read that does not show provenance takes the same data with key and version only
+    expect(await currentCores(db, 'population', [ALICE, '110101199003070000'], ['name', 'maritalStatus', 'nosuch'])).toEqual([
+      { kind: 'population', key: ALICE, subject: ALICE, version: whole!.version, data: some!.data },
+    ]);
+    expect(await currentCores(db, 'population', [ALICE])).toEqual([{ kind: 'population', key: ALICE, subject: ALICE, version: whole!.version, data: whole!.data }]);
+    expect((await currentCores(db, 'population', [ALICE], ["name' || 'x"]))[0]!.data).toEqual(whole!.data);
     const q = (sel: string) => hub.graphql(`query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { ${sel} } }`, consumer, { ids: [ALICE, BOB], p: purpose });
-    const [a, b] = await Promise.all([q('name'), q('idNumber')]);
+    const [a, b, c] = await Promise.all([q('name'), q('idNumber'), q('name ... on Person { provenance { version connector } }')]);
     expect(a.body.data!.persons).toEqual([{ name: '王丽' }, { name: '李强' }]);
     expect(b.body.data!.persons).toEqual([{ idNumber: ALICE }, { idNumber: BOB }]);
+    // the same 信息项 with provenance (here in a fragment) in the same tick: read with it, by a loader of its own
+    expect(c.body.data!.persons).toEqual([
+      { name: '王丽', provenance: { version: whole!.version, connector: whole!.connectorId } },
+      { name: '李强', provenance: { version: 1, connector: whole!.connectorId } },
+    ]);
   });
 
   it('answers a granted read: only the selected 信息项, sensitive ones masked unless granted unmasked, with provenance and its audit id', async () => {
