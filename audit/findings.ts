@@ -1,8 +1,8 @@
-import { and, asc, eq, gte, gt, lt, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, gt, lt, lte, or, type SQL } from 'drizzle-orm';
 import { sql } from 'drizzle-orm';
 import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
 import { rows, type Db } from '../db/index.ts';
-import { auditEntries, subjectIs } from './schema.ts';
+import { auditClientRuns, auditEntries, subjectIs } from './schema.ts';
 
 export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
 
@@ -109,6 +109,52 @@ export function entryConditions(f: EntryFilter): SQL[] {
   if (f.from) conditions.push(gte(auditEntries.at, f.from));
   if (f.to) conditions.push(lt(auditEntries.at, f.to));
   return conditions;
+}
+
+type Entry = typeof auditEntries.$inferSelect;
+
+/**
+ * The newest `limit` entries that meet the conditions and lie below `before`, newest first. With a client, through its
+ * runs (audit_client_runs): newest first, more each round (1, 4, 16, 64, then 256: a busy client's newest run
+ * usually fills a page alone), each read by seq range and time through the primary key, until the page is full or
+ * the client's runs end. The conditions are
+ * applied to the entries as well, the client's too.
+ */
+export async function newestEntries(db: Db, conditions: SQL[], limit: number, before?: number, clientId?: string): Promise<Entry[]> {
+  const below = before === undefined ? [] : [lt(auditEntries.seq, before)];
+  const query = (where: SQL[], n: number) =>
+    db
+      .select()
+      .from(auditEntries)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(desc(auditEntries.seq))
+      .limit(n);
+  if (clientId === undefined) return query([...conditions, ...below], limit);
+  const out: Entry[] = [];
+  const run = { firstSeq: auditClientRuns.firstSeq, lastSeq: auditClientRuns.lastSeq, at: auditClientRuns.at };
+  // the run the cursor falls in, if any: its older entries come first
+  let runs =
+    before === undefined
+      ? []
+      : (await db.select(run).from(auditClientRuns).where(and(eq(auditClientRuns.clientId, clientId), gte(auditClientRuns.lastSeq, before))).orderBy(asc(auditClientRuns.lastSeq)).limit(1)).filter(
+          (r) => r.firstSeq < before,
+        );
+  let top = runs[0]?.firstSeq ?? before;
+  for (let size = 1; ; size = Math.min(size * 4, 256)) {
+    const older = await db
+      .select(run)
+      .from(auditClientRuns)
+      .where(and(eq(auditClientRuns.clientId, clientId), top === undefined ? undefined : lt(auditClientRuns.lastSeq, top)))
+      .orderBy(desc(auditClientRuns.lastSeq))
+      .limit(size);
+    runs = [...runs, ...older];
+    if (runs.length === 0) return out;
+    const ranges = or(...runs.map((r) => and(gte(auditEntries.seq, r.firstSeq), lte(auditEntries.seq, r.lastSeq), eq(auditEntries.at, r.at))))!;
+    out.push(...(await query([ranges, ...conditions, ...below], limit - out.length)));
+    if (out.length >= limit || older.length < size) return out;
+    top = older.at(-1)!.firstSeq;
+    runs = [];
+  }
 }
 
 function csvCell(v: unknown): string {

@@ -3,7 +3,7 @@ import { requireHolder, requireRole, type HubContext } from '../core/context.ts'
 import { badInput } from '../core/errors.ts';
 import { listAuditMonths } from './archive.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
-import { auditFindings, entryConditions } from './findings.ts';
+import { auditFindings, entryConditions, newestEntries } from './findings.ts';
 import { auditCheckpoints, auditEntries, subjectIs } from './schema.ts';
 import type { AuditWriter } from './writer.ts';
 
@@ -106,14 +106,8 @@ export const resolvers = {
         // a department sees who read its own resources
         conditions.push(inArray(auditEntries.resourceCode, sql`(select code from resources where current and provider_code = ${p.department})`));
       }
-      const after = cursorSeq(a.after);
-      if (after !== undefined) conditions.push(lt(auditEntries.seq, after));
-      const rows = await ctx.db
-        .select()
-        .from(auditEntries)
-        .where(conditions.length ? and(...conditions) : undefined)
-        .orderBy(desc(auditEntries.seq))
-        .limit(first + 1);
+      // a client's entries are found through its runs
+      const rows = await newestEntries(ctx.db, conditions, first + 1, cursorSeq(a.after), f.clientId || undefined);
       // an auditor's search is itself an act on the record
       await ctx.audit.append({
         clientId: p.clientId,

@@ -41,7 +41,7 @@ export const auditEntries = pgTable(
     // GIN over the subject's 64-bit hash (migration 0015): new entries go to its pending list and are merged in bulk,
     // where a B-tree took each at a random leaf; query through subjectIs, which matches this expression
     index('audit_entries_subject_idx').using('gin', sql`(array[hashtextextended(${t.subject}, 0)])`),
-    index('audit_entries_client_idx').on(t.clientId, t.seq),
+    // a client's entries are found through audit_client_runs (migration 0016), not an index over every entry
     // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
     index('audit_entries_at_brin').using('brin', t.at),
   ],
@@ -54,6 +54,23 @@ export const auditEntries = pgTable(
 export function subjectIs(subject: string): SQL {
   return sql`array[hashtextextended(${auditEntries.subject}, 0)] @> array[hashtextextended(${subject}::text, 0)] and ${eq(auditEntries.subject, subject)}`;
 }
+
+/**
+ * A run: consecutive entries of one batch written for one client (a read of 100 subjects is one, and under load so is
+ * a batch of 2,000 entries from one approval system). The writer inserts a batch's runs in the statement that inserts
+ * its entries; a query by client walks the client's runs newest first and reads their entries by seq range and time
+ * (every entry of a batch has the batch's time), through the primary key. Entries without a client have no run.
+ */
+export const auditClientRuns = pgTable(
+  'audit_client_runs',
+  {
+    firstSeq: bigint('first_seq', { mode: 'number' }).notNull(),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+    at: at('at').notNull(),
+    clientId: text('client_id').notNull(),
+  },
+  (t) => [index('audit_client_runs_client_idx').on(t.clientId, t.lastSeq)],
+);
 
 /** Signed tree heads (RFC 6962 style) over the entries' hashes, newest last. */
 export const auditCheckpoints = pgTable('audit_checkpoints', {

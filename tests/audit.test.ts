@@ -1,14 +1,17 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import crypto from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { PoolClient } from 'pg';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
+import { entryConditions, newestEntries } from '../audit/findings.ts';
 import { auditEntries, subjectIs } from '../audit/schema.ts';
 import { appendInTransaction, AuditWriter } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
-import { openDatabase, rows, type Db } from '../db/index.ts';
+import { MIGRATIONS_DIR, openDatabase, rows, type Db } from '../db/index.ts';
 import { asOwner, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
 
@@ -131,6 +134,66 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       return lines.map((l) => l['QUERY PLAN']).join('\n');
     });
     expect(plan).toMatch(/Bitmap Index Scan on audit_entries_\w+[^\n]*\n\s+Index Cond: \(ARRAY\[hashtextextended\(subject, '0'::bigint\)\] @> /);
+  });
+
+  it('finds a client\'s entries through its runs: newest first, page by page, with the other filters, as a scan of the log would', async () => {
+    const db = tdb.database.db;
+    const writer = new AuditWriter(db);
+    const rec = (clientId: string | null, i: number, outcome: 'RETURNED' | 'REFUSED' = 'RETURNED') => ({ ...record(i), clientId, outcome, caseId: `RUN-${i}` });
+    // callers of several clients (and none) in the same batches, alone, and inside a transaction
+    for (let round = 0; round < 3; round++) {
+      await Promise.all([
+        writer.appendMany(Array.from({ length: 5 }, (_, i) => rec('run-a', i))),
+        writer.appendMany(Array.from({ length: 3 }, (_, i) => rec('run-b', i))),
+        writer.append(rec(null, 9)),
+        writer.appendMany(Array.from({ length: 4 }, (_, i) => rec('run-a', i, i % 2 ? 'REFUSED' : 'RETURNED'))),
+      ]);
+      await writer.append(rec('run-a', 7));
+      await db.transaction((tx) => appendInTransaction(tx, [rec('run-a', 8), rec('run-b', 8), rec('run-a', 8)]));
+    }
+    const scan = async (where: ReturnType<typeof sql>) => (await rows<{ seq: number }>(db, sql`select seq from audit_entries where ${where} order by seq desc`)).map((r) => r.seq);
+    const paged = async (filter: { clientId: string; outcome?: string }, size: number) => {
+      const seen: number[] = [];
+      for (let before: number | undefined; ; ) {
+        const page = await newestEntries(db, entryConditions(filter), size, before, filter.clientId);
+        seen.push(...page.map((e) => e.seq));
+        if (page.length < size) return seen;
+        before = page.at(-1)!.seq;
+      }
+    };
+    const all = await scan(sql`client_id = 'run-a'`);
+    expect(all.length).toBe(3 * (5 + 4 + 1 + 2));
+    for (const size of [1, 3, 4, 50]) expect(await paged({ clientId: 'run-a' }, size)).toEqual(all);
+    expect(await paged({ clientId: 'run-a', outcome: 'REFUSED' }, 2)).toEqual(await scan(sql`client_id = 'run-a' and outcome = 'REFUSED'`));
+    expect(await paged({ clientId: 'run-b' }, 2)).toEqual(await scan(sql`client_id = 'run-b'`));
+    expect(await paged({ clientId: 'run-none' }, 2)).toEqual([]);
+    // every run holds entries of its client and its time only, and the runs cover each client's entries once
+    const runs = await rows<{ first_seq: number; last_seq: number; client_id: string; at: Date }>(db, sql`select first_seq, last_seq, client_id, at from audit_client_runs where client_id like 'run-%' order by first_seq`);
+    const covered = (list: { first_seq: number; last_seq: number; client_id: string }[], client: string) =>
+      list.filter((r) => r.client_id === client).flatMap((r) => Array.from({ length: r.last_seq - r.first_seq + 1 }, (_, k) => r.last_seq - k)).sort((x, y) => y - x);
+    expect(covered(runs, 'run-a')).toEqual(all);
+    expect(covered(runs, 'run-b')).toEqual(await scan(sql`client_id = 'run-b'`));
+    const [{ strays } = { strays: -1 }] = await rows<{ strays: number }>(
+      db,
+      sql`select count(*)::int8 as strays from audit_client_runs r join audit_entries e on e.seq between r.first_seq and r.last_seq where e.client_id is distinct from r.client_id or e.at <> r.at`,
+    );
+    expect(strays).toBe(0);
+    // the migration's runs of entries written before it cover them the same way
+    const migration = fs.readFileSync(path.join(MIGRATIONS_DIR, '0016_audit_client_runs.sql'), 'utf8');
+    const backfill = /INSERT INTO "audit_client_runs" \([^)]*\)\s*(SELECT[\s\S]*?);--> statement-breakpoint/.exec(migration)![1]!;
+    const derived = await rows<{ first_seq: number; last_seq: number; client_id: string }>(db, sql.raw(`select * from (${backfill.replace(/SELECT min\("seq"\), max\("seq"\), "at", "client_id"/, 'SELECT min("seq") as first_seq, max("seq") as last_seq, "client_id" as client_id')}) b`));
+    expect(covered(derived, 'run-a')).toEqual(all);
+    expect(covered(derived, 'run-b')).toEqual(await scan(sql`client_id = 'run-b'`));
+    // and through the API, by cursor
+    const ids: number[] = [];
+    for (let after: string | null = null; ; ) {
+      const r = await hub.graphql(`query($after: String) { accessLog(filter: { clientId: "run-a" }, first: 7, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, auditor, { after });
+      const log = r.body.data!.accessLog as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
+      ids.push(...log.edges.map((e) => Number(e.node.id)));
+      if (!log.pageInfo.hasNextPage) break;
+      after = log.pageInfo.endCursor;
+    }
+    expect(ids).toEqual(all);
   });
 
   it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
