@@ -206,6 +206,8 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     await denied(`delete from audit_entries where seq = 1`);
     await denied(`truncate audit_entries`);
     await denied(`delete from audit_checkpoints`);
+    await denied(`update audit_client_runs set client_id = 'x'`);
+    await denied(`delete from audit_client_runs`);
     await denied(`update base_record_history set data = '{}'::jsonb`);
     await denied(`truncate base_record_history`);
     const [role] = await rows<{ current_user: string }>(tdb.database.db, sql`select current_user`);
