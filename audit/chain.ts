@@ -108,13 +108,30 @@ function runOf(values: unknown[]): string {
 }
 
 /**
+ * Details already written as canonical JSON (what `canonical` writes: keys in order at every level, nothing but JSON),
+ * for a caller that records many entries of one shape and makes their common part once: the writer stores and hashes
+ * the text as it is. Verification recomputes the canonical form from the stored value, so a text that was not
+ * canonical shows there as an altered entry.
+ */
+export class CanonicalJson {
+  constructor(readonly text: string) {}
+}
+
+/**
  * The entry's hashed form and its details as the JSON text stored (JSON.stringify's, whatever the key order: the
  * column is jsonb, and verification recomputes the canonical form from what it reads back).
  */
-export function entryTextsWith(segments: EntrySegments, seq: number, subject: string | null, details: Record<string, unknown> | null): { canonical: string; details: string | null } {
-  const stored = details === null || details === undefined ? null : JSON.stringify(details);
-  const hashed = stored === null ? 'null' : stringifiesCanonically(details) ? stored : canonical(details);
-  return { canonical: `[${canonical(seq)},${segments.head},${canonical(subject)},${segments.tail},${hashed}]`, details: stored };
+export function entryTextsWith(segments: EntrySegments, seq: number, subject: string | null, details: Record<string, unknown> | CanonicalJson | null): { canonical: string; details: string | null } {
+  let stored: string | null;
+  let hashed: string;
+  if (details === null || details === undefined) [stored, hashed] = [null, 'null'];
+  else if (details instanceof CanonicalJson) stored = hashed = details.text;
+  else {
+    stored = JSON.stringify(details);
+    hashed = stringifiesCanonically(details) ? stored : canonical(details);
+  }
+  // a sequence number is an integer and a subject a string or null: JSON.stringify writes them as canonical does
+  return { canonical: `[${String(seq)},${segments.head},${subject === null || subject === undefined ? 'null' : JSON.stringify(subject)},${segments.tail},${hashed}]`, details: stored };
 }
 
 export function entryTexts(e: ChainedEntry): { canonical: string; details: string | null } {

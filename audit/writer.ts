@@ -1,7 +1,7 @@
 import { desc } from 'drizzle-orm';
 import type { Pool, PoolClient } from 'pg';
 import { advisoryXactLock, arrayLiteral, pgPool, separatedList, Statement, type Db } from '../db/index.ts';
-import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type EntrySegments, type SharedFields } from './chain.ts';
+import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type CanonicalJson, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
 import { auditEntries } from './schema.ts';
 
@@ -20,7 +20,8 @@ export interface AuditRecord {
   reason?: string | null;
   withholdBasis?: string | null;
   requestId?: string | null;
-  details?: Record<string, unknown> | null;
+  /** as an object, or already as canonical JSON (CanonicalJson) */
+  details?: Record<string, unknown> | CanonicalJson | null;
 }
 
 const AUDIT_LOCK = 'hub:audit';

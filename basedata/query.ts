@@ -1,4 +1,5 @@
 import type { HubContext } from '../core/context.ts';
+import { CanonicalJson } from '../audit/chain.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import DataLoader from 'dataloader';
@@ -144,7 +145,9 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
     if (list) list.push(r);
     else bySubject.set(r.subject, [r]);
   }
-  const unmaskedSelected = req.fields.filter((f) => unmasked.has(f)); // the same for every subject of the read
+  // each entry's details, { asOf, unmasked, versions }, as canonical JSON: all but the versions are the same for every
+  // subject of the read, so written once
+  const detailsHead = `{"asOf":${JSON.stringify(req.asOf ?? null)},"unmasked":${JSON.stringify(req.fields.filter((f) => unmasked.has(f)))},"versions":[`;
   const ids = await ctx.audit.appendMany(
     req.subjects.map((subject) => {
       const rec = bySubject.get(subject);
@@ -154,7 +157,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
         reason: null,
         // hidden from the holder's own view, and why (the holder's view leaves these out)
         withholdBasis,
-        details: { asOf: req.asOf ?? null, unmasked: unmaskedSelected, versions: rec?.map((r) => `${r.key}@${r.version}`) ?? [] },
+        details: new CanonicalJson(`${detailsHead}${rec ? rec.map((r) => JSON.stringify(`${r.key}@${r.version}`)).join(',') : ''}]}`),
       });
     }),
   );

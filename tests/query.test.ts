@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAuditLog } from '../audit/checkpoints.ts';
 import { readClientFile } from '../auth/client-file.ts';
+import { auditPublicKey } from '../auth/keys.ts';
 import { createConnector } from '../connectors/registry.ts';
 import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
@@ -186,7 +188,13 @@ describe.each(drivers())('the query API (%s)', (driver) => {
   it('reads up to 100 subjects at once, each its own audit entry, in the order asked', async () => {
     const r = await hub.graphql(`query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { name } }`, consumer, { ids: [BOB, NOBODY, ALICE], p: purpose });
     expect(r.body.data!.persons).toEqual([{ name: '李强' }, null, { name: '王丽' }]);
-    expect((r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds).toHaveLength(3);
+    const auditIds = (r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds!;
+    expect(auditIds).toHaveLength(3);
+    const [bob, nobody] = await Promise.all(auditIds.map(entry));
+    expect(bob).toMatchObject({ subject: BOB, outcome: 'RETURNED', details: { asOf: null, unmasked: [], versions: [expect.stringMatching(new RegExp(`^${BOB}@\\d+$`))] } });
+    expect(nobody).toMatchObject({ subject: NOBODY, outcome: 'NOT_FOUND', details: { asOf: null, unmasked: [], versions: [] } });
+    // the details are written as canonical JSON by the read itself: the chain over every read so far (asOf ones too) holds
+    expect(await verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid))).toMatchObject({ ok: true });
     const tooMany = await hub.graphql(`query($ids: [String!]!, $p: PurposeInput!) { persons(idNumbers: $ids, purpose: $p) { name } }`, consumer, { ids: Array.from({ length: 101 }, () => ALICE), p: purpose });
     expect(code(tooMany)).toMatchObject({ code: 'BAD_USER_INPUT' });
   });
