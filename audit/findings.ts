@@ -117,8 +117,7 @@ type Entry = typeof auditEntries.$inferSelect;
  * The newest `limit` entries that meet the conditions and lie below `before`, newest first. With a client, through its
  * runs (audit_client_runs): newest first, more each round (1, 4, 16, 64, then 256: a busy client's newest run
  * usually fills a page alone), each read by seq range and time through the primary key, until the page is full or
- * the client's runs end. The conditions are
- * applied to the entries as well, the client's too.
+ * the client's runs end. The conditions are applied to the entries as well, the client's too.
  */
 export async function newestEntries(db: Db, conditions: SQL[], limit: number, before?: number, clientId?: string): Promise<Entry[]> {
   const below = before === undefined ? [] : [lt(auditEntries.seq, before)];

@@ -129,7 +129,8 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
     const r = records[i]!;
     const client = r.clientId ?? null;
     if (client !== null) {
-      if (i > 0 && runClient.length > 0 && runLast.at(-1) === seq && runClient.at(-1) === client) runLast[runLast.length - 1] = seq + 1;
+      // the entry before (number seq) was this client's: its run goes on
+      if (runLast.at(-1) === seq && runClient.at(-1) === client) runLast[runLast.length - 1] = seq + 1;
       else {
         runFirst.push(seq + 1);
         runLast.push(seq + 1);

@@ -4,6 +4,9 @@
 -- index that all concurrent batches insert into: a fifth to a quarter of the database's time per audited entry.
 -- audit_client_runs takes a row per run, in the same statement as its entries (the writer's claim covers both), and
 -- a query by client walks its runs newest first and reads their entries by seq range (the primary key).
+-- Stop hub processes of earlier versions before applying it: the runs of entries written before it are derived here,
+-- but a process that does not know the table would go on writing entries without runs, which a query by client
+-- would not find.
 CREATE TABLE "audit_client_runs" (
 	"first_seq" bigint NOT NULL,
 	"last_seq" bigint NOT NULL,
