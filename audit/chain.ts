@@ -122,11 +122,10 @@ export class CanonicalJson {
  * column is jsonb, and verification recomputes the canonical form from what it reads back).
  */
 export function entryTextsWith(segments: EntrySegments, seq: number, subject: string | null, details: Record<string, unknown> | CanonicalJson | null): { canonical: string; details: string | null } {
-  let stored: string | null;
-  let hashed: string;
-  if (details === null || details === undefined) [stored, hashed] = [null, 'null'];
-  else if (details instanceof CanonicalJson) stored = hashed = details.text;
-  else {
+  let stored: string | null = null;
+  let hashed = 'null';
+  if (details instanceof CanonicalJson) stored = hashed = details.text;
+  else if (details !== null && details !== undefined) {
     stored = JSON.stringify(details);
     hashed = stringifiesCanonically(details) ? stored : canonical(details);
   }

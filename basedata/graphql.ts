@@ -3,6 +3,7 @@ import type { HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { maskValue, readBase, type PurposeInput, type QueryPorts, type ReadRequest, type ReadResult } from './query.ts';
 import type { BaseRecordKind } from './schema.ts';
+import type { BaseRecordView } from './store.ts';
 import { inForce } from './credit.ts';
 import { departmentsOf, provenance, withProvenance } from './provenance.ts';
 
@@ -114,30 +115,33 @@ async function single(ctx: Ctx, info: GraphQLResolveInfo, kind: BaseRecordKind, 
   if (subjects.length > MAX_BATCH) throw badInput('subjects', `at most ${MAX_BATCH} subjects per call`);
   const selection = selectionOf(info);
   const fields = [...selection.fields];
-  const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, provenance: selection.provenance, purpose, asOf: asOf ?? null });
-  if (kind === 'credit') {
-    const depts = await departmentsOf(ctx.db, results.flatMap((r) => withProvenance(r.record ?? [])));
-    return results.map((r) => creditProfile(r, fields, r.sensitive, depts));
-  }
-  // records read without provenance when the query does not select it
-  const depts = selection.provenance ? await departmentsOf(ctx.db, results.flatMap((r) => withProvenance(r.record ?? []))) : null;
-  return results.map((r) => recordView(r, fields, r.sensitive, depts));
+  // records are read without provenance when the query does not select it; a credit profile is built from whole
+  // entries, with theirs
+  const readsProvenance = selection.provenance || kind === 'credit';
+  const results = await readBase(ctx, { kind, operation, subjects: subjects.map((s) => s.trim().toUpperCase()), fields, provenance: readsProvenance, purpose, asOf: asOf ?? null });
+  if (!readsProvenance) return results.map((r) => recordView(r, fields));
+  const views = results.map((r) => withProvenance(r.record ?? []));
+  const depts = await departmentsOf(ctx.db, views.flat());
+  return results.map((r, i) => {
+    const records = views[i]!;
+    if (kind === 'credit') return creditProfile(r, records, fields, depts);
+    // built only when selected (provenanceOf calls the function)
+    return recordView(r, fields, records[0] && provenance.bind(null, records[0], r.resourceCode, depts));
+  });
 }
 
-function recordView(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string> | null) {
+function recordView(r: ReadResult, fields: string[], provenanceOf?: () => unknown) {
   const rec = r.record?.[0];
   if (!rec) return null;
-  const view = shape(rec.data, fields, r.unmasked, sensitive);
-  // built only when selected (provenanceOf calls the function)
-  if (depts) view.provenance = provenance.bind(null, withProvenance([rec])[0]!, r.resourceCode, depts);
+  const view = shape(rec.data, fields, r.unmasked, r.sensitive);
+  if (provenanceOf) view.provenance = provenanceOf;
   return view;
 }
 
-function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, depts: Map<string, string>) {
-  if (!r.record?.length) return null;
-  const records = withProvenance(r.record);
+function creditProfile(r: ReadResult, records: BaseRecordView[], fields: string[], depts: Map<string, string>) {
+  if (!records.length) return null;
   const today = new Date().toISOString().slice(0, 10);
-  const entries = r.record.map((x) => x.data);
+  const entries = records.map((x) => x.data);
   const current = (e: Record<string, unknown>) => inForce(e, today);
   const of = (type: string) => entries.filter((e) => e.listType === type);
   const entry = (e: Record<string, unknown>) => ({ ...e, measures: (e.measures as string[] | null) ?? [] });
@@ -150,7 +154,7 @@ function creditProfile(r: ReadResult, fields: string[], sensitive: Set<string>, 
     measures: [...new Set([...of('BLACK'), ...of('RED')].filter(current).flatMap((e) => (e.measures as string[] | null) ?? []))],
   };
   const newest = records.reduce((a, b) => (a.recordedAt > b.recordedAt ? a : b));
-  return { ...shape(data, fields, r.unmasked, sensitive), provenance: () => provenance(newest, r.resourceCode, depts) };
+  return { ...shape(data, fields, r.unmasked, r.sensitive), provenance: () => provenance(newest, r.resourceCode, depts) };
 }
 
 type Args<K extends string> = Record<K, string> & { purpose: PurposeInput; asOf?: string | null };

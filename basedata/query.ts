@@ -80,7 +80,7 @@ export interface ReadRequest {
 
 export interface ReadResult {
   subject: string;
-  /** with provenance (BaseRecordView) when the request asked for it, or for credit entries */
+  /** with provenance (BaseRecordView) when the request asked for it, and credit entries always */
   record: RecordCore[] | null;
   resourceCode: string;
   unmasked: Set<string>;
@@ -136,7 +136,7 @@ export async function readBase(ctx: Ctx, req: ReadRequest): Promise<ReadResult[]
   let found: RecordCore[];
   if (asOf) found = await recordsBySubject(ctx.db, req.kind, req.subjects, asOf);
   else {
-    const loader = currentLoader(ctx.db, req.kind, req.fields, req.provenance || req.kind === 'credit' ? 'provenance' : 'bare'); // once per read, not per subject
+    const loader = currentLoader(ctx.db, req.kind, req.fields, req.provenance ? 'provenance' : 'bare'); // once per read, not per subject
     found = (await Promise.all(req.subjects.map((s) => loader.load(s)))).flat();
   }
   const bySubject = new Map<string, RecordCore[]>();
