@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gte, gt, lt, lte, or, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, gt, inArray, lt, lte, or, type SQL } from 'drizzle-orm';
 import { sql } from 'drizzle-orm';
 import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
-import { rows, type Db } from '../db/index.ts';
-import { auditClientRuns, auditEntries, subjectIs } from './schema.ts';
+import { arrayLiteral, rows, type Db } from '../db/index.ts';
+import { auditEntries, auditRuns, caseIs, RUN_TAG_LETTERS, runTag, subjectIs, type RunTagColumn } from './schema.ts';
 
 export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
 
@@ -89,38 +89,72 @@ export interface EntryFilter {
   outcome?: string | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
+  /** a department: only the reads of resources it provides (its current directory entries), as it sees the log */
+  provider?: string | undefined;
 }
+
+/** The filters a run's tags answer, and the entries' columns they name. */
+const TAGGED = [
+  ['department', auditEntries.department],
+  ['resourceCode', auditEntries.resourceCode],
+  ['itemCode', auditEntries.itemCode],
+  ['operation', auditEntries.operation],
+  ['outcome', auditEntries.outcome],
+] as const satisfies readonly (readonly [RunTagColumn, unknown])[];
+
+/** The codes of the resources a department provides now. */
+const providedBy = (department: string) => sql`(select code from resources where current and provider_code = ${department})`;
 
 export function entryConditions(f: EntryFilter): SQL[] {
   const conditions: SQL[] = [];
-  for (const [key, column] of [
-    ['clientId', auditEntries.clientId],
-    ['department', auditEntries.department],
-    ['resourceCode', auditEntries.resourceCode],
-    ['itemCode', auditEntries.itemCode],
-    ['caseId', auditEntries.caseId],
-    ['operation', auditEntries.operation],
-    ['outcome', auditEntries.outcome],
-  ] as const) {
+  if (f.clientId) conditions.push(eq(auditEntries.clientId, f.clientId));
+  for (const [key, column] of TAGGED) {
     const value = f[key];
     if (value) conditions.push(eq(column, value));
   }
+  if (f.caseId) conditions.push(caseIs(f.caseId));
   if (f.subject) conditions.push(subjectIs(f.subject));
+  if (f.provider !== undefined) conditions.push(inArray(auditEntries.resourceCode, providedBy(f.provider)));
   if (f.from) conditions.push(gte(auditEntries.at, f.from));
   if (f.to) conditions.push(lt(auditEntries.at, f.to));
   return conditions;
 }
 
+/**
+ * What the runs of the entries a filter finds are known by: their client, their tags, their time. Empty when the
+ * filter names a subject or a case id (the entries' GIN index finds those directly, and few), or nothing a run
+ * carries (a time range alone is read along the primary key).
+ */
+function runConditions(f: EntryFilter): SQL[] {
+  if (f.subject || f.caseId) return [];
+  const conditions: SQL[] = [];
+  if (f.clientId) conditions.push(eq(auditRuns.clientId, f.clientId));
+  const tags = TAGGED.flatMap(([key]) => (f[key] ? [runTag(key, f[key])] : []));
+  if (tags.length) conditions.push(sql`${auditRuns.tags} @> ${arrayLiteral(tags)}::text[]`);
+  if (f.provider !== undefined) conditions.push(sql`${auditRuns.tags} && array(select ${`${RUN_TAG_LETTERS.resourceCode}:`} || code from ${providedBy(f.provider)} p)`);
+  if (conditions.length === 0) return [];
+  if (f.from) conditions.push(gte(auditRuns.at, f.from));
+  if (f.to) conditions.push(lt(auditRuns.at, f.to));
+  return conditions;
+}
+
 type Entry = typeof auditEntries.$inferSelect;
 
+/** The newest entries a filter with runs reads along the primary key before it walks the runs. */
+const NEWEST_WINDOW = 4096;
+
 /**
- * The newest `limit` entries that meet the conditions and lie below `before`, newest first. With a client, through its
- * runs (audit_client_runs): newest first, more each round (1, 4, 16, 64, then 256: a busy client's newest run
- * usually fills a page alone), each read by seq range and time through the primary key, until the page is full or
- * the client's runs end. The conditions are applied to the entries as well, the client's too.
+ * The newest `limit` entries a filter finds that lie below `before`, newest first. A subject or a case id is found
+ * through the entries' GIN index. A client, a department, a resource (or a provider's resources), an item code, an
+ * operation or an outcome is looked for first among the newest `window` entries, along the primary key, and
+ * below them through the runs (audit_runs): those that carry it are walked newest first, more each round (1, 4, 16,
+ * 64, then 256: a busy client's newest run usually fills a page alone), each read by seq range and time through the
+ * primary key, until the page is full or the runs end. The filter's conditions are applied to the entries as well.
+ * Anything else (a time range, or nothing) is read backwards along the primary key.
  */
-export async function newestEntries(db: Db, conditions: SQL[], limit: number, before?: number, clientId?: string): Promise<Entry[]> {
-  const below = before === undefined ? [] : [lt(auditEntries.seq, before)];
+export async function newestEntries(db: Db, f: EntryFilter, limit: number, before?: number, window = NEWEST_WINDOW): Promise<Entry[]> {
+  const conditions = entryConditions(f);
+  if (before !== undefined) conditions.push(lt(auditEntries.seq, before));
   const query = (where: SQL[], n: number) =>
     db
       .select()
@@ -128,28 +162,30 @@ export async function newestEntries(db: Db, conditions: SQL[], limit: number, be
       .where(where.length ? and(...where) : undefined)
       .orderBy(desc(auditEntries.seq))
       .limit(n);
-  if (clientId === undefined) return query([...conditions, ...below], limit);
-  const out: Entry[] = [];
-  const run = { firstSeq: auditClientRuns.firstSeq, lastSeq: auditClientRuns.lastSeq, at: auditClientRuns.at };
-  // the run the cursor falls in, if any: its older entries come first
-  let runs =
-    before === undefined
-      ? []
-      : (await db.select(run).from(auditClientRuns).where(and(eq(auditClientRuns.clientId, clientId), gte(auditClientRuns.lastSeq, before))).orderBy(asc(auditClientRuns.lastSeq)).limit(1)).filter(
-          (r) => r.firstSeq < before,
-        );
-  let top = runs[0]?.firstSeq ?? before;
+  const carried = runConditions(f);
+  if (carried.length === 0) return query(conditions, limit);
+  // the newest entries first, read along the primary key (the chain's numbers have no gaps): a filter that most
+  // entries meet fills its page there, at less than walking the runs costs
+  const end = before ?? ((await db.select({ seq: auditEntries.seq }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1))[0]?.seq ?? 0) + 1;
+  const low = end - window;
+  const out: Entry[] = await query([...conditions, gte(auditEntries.seq, low)], limit);
+  if (out.length >= limit || low <= 1) return out;
+  // then the older ones through the runs, first the older entries of a run that reaches over the window's edge
+  conditions.push(lt(auditEntries.seq, low));
+  const run = { firstSeq: auditRuns.firstSeq, lastSeq: auditRuns.lastSeq, at: auditRuns.at };
+  let runs = (await db.select(run).from(auditRuns).where(and(...carried, gte(auditRuns.lastSeq, low))).orderBy(asc(auditRuns.lastSeq)).limit(1)).filter((r) => r.firstSeq < low);
+  let top = runs[0]?.firstSeq ?? low;
   for (let size = 1; ; size = Math.min(size * 4, 256)) {
     const older = await db
       .select(run)
-      .from(auditClientRuns)
-      .where(and(eq(auditClientRuns.clientId, clientId), top === undefined ? undefined : lt(auditClientRuns.lastSeq, top)))
-      .orderBy(desc(auditClientRuns.lastSeq))
+      .from(auditRuns)
+      .where(and(...carried, lt(auditRuns.lastSeq, top)))
+      .orderBy(desc(auditRuns.lastSeq))
       .limit(size);
     runs = [...runs, ...older];
     if (runs.length === 0) return out;
     const ranges = or(...runs.map((r) => and(gte(auditEntries.seq, r.firstSeq), lte(auditEntries.seq, r.lastSeq), eq(auditEntries.at, r.at))))!;
-    out.push(...(await query([ranges, ...conditions, ...below], limit - out.length)));
+    out.push(...(await query([ranges, ...conditions], limit - out.length)));
     if (out.length >= limit || older.length < size) return out;
     top = older.at(-1)!.firstSeq;
     runs = [];

@@ -1,9 +1,9 @@
-import { and, desc, eq, gte, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, isNull, lt, lte, type SQL } from 'drizzle-orm';
 import { requireHolder, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { listAuditMonths } from './archive.ts';
 import { proveConsistency, proveInclusion } from './checkpoints.ts';
-import { auditFindings, entryConditions, newestEntries } from './findings.ts';
+import { auditFindings, newestEntries } from './findings.ts';
 import { auditCheckpoints, auditEntries, subjectIs } from './schema.ts';
 import type { AuditWriter } from './writer.ts';
 
@@ -101,13 +101,9 @@ export const resolvers = {
       const f = a.filter ?? {};
       const first = a.first ?? 50;
       if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', 'first must be from 1 to 500');
-      const conditions = entryConditions({ ...f, from: instant(f.from, 'from'), to: instant(f.to, 'to') });
-      if (!p.roles.includes('auditor')) {
-        // a department sees who read its own resources
-        conditions.push(inArray(auditEntries.resourceCode, sql`(select code from resources where current and provider_code = ${p.department})`));
-      }
-      // a client's entries are found through its runs
-      const rows = await newestEntries(ctx.db, conditions, first + 1, cursorSeq(a.after), f.clientId || undefined);
+      // a department sees who read its own resources
+      const filter = { ...f, from: instant(f.from, 'from'), to: instant(f.to, 'to'), provider: p.roles.includes('auditor') ? undefined : p.department };
+      const rows = await newestEntries(ctx.db, filter, first + 1, cursorSeq(a.after));
       // an auditor's search is itself an act on the record
       await ctx.audit.append({
         clientId: p.clientId,

@@ -38,38 +38,61 @@ export const auditEntries = pgTable(
   },
   (t) => [
     primaryKey({ name: 'audit_entries_pkey', columns: [t.seq, t.at] }),
-    // GIN over the subject's 64-bit hash (migration 0015): new entries go to its pending list and are merged in bulk,
-    // where a B-tree took each at a random leaf; query through subjectIs, which matches this expression
-    index('audit_entries_subject_idx').using('gin', sql`(array[hashtextextended(${t.subject}, 0)])`),
-    // a client's entries are found through audit_client_runs (migration 0016), not an index over every entry
+    // GIN over the 64-bit hashes of the subject and the case id (migrations 0015, 0017): new entries go to its pending
+    // list and are merged in bulk, where a B-tree took each at a random leaf; query through subjectIs and caseIs,
+    // which match this expression
+    index('audit_entries_keys_idx').using('gin', sql`(array[hashtextextended(${t.subject}, 0), hashtextextended('case:' || ${t.caseId}, 0)])`),
+    // the other filters (client, department, resource, item code, operation, outcome) go through audit_runs
     // append-only and in time order: a BRIN index serves time ranges at a fraction of a B-tree's cost per insert
     index('audit_entries_at_brin').using('brin', t.at),
   ],
 );
 
+/** The expression audit_entries_keys_idx is built on: a query that means to use the index says it the same way. */
+const ENTRY_KEYS = sql`array[hashtextextended(${auditEntries.subject}, 0), hashtextextended('case:' || ${auditEntries.caseId}, 0)]`;
+
 /**
- * The entries about one subject, as audit_entries_subject_idx finds them: its hash (the index's one key) and, against
+ * The entries about one subject, as audit_entries_keys_idx finds them: its hash (one of the index's keys) and, against
  * a collision, the subject itself. They come as a bitmap, in no order: a query sorts them (by seq) itself.
  */
 export function subjectIs(subject: string): SQL {
-  return sql`array[hashtextextended(${auditEntries.subject}, 0)] @> array[hashtextextended(${subject}::text, 0)] and ${eq(auditEntries.subject, subject)}`;
+  return sql`${ENTRY_KEYS} @> array[hashtextextended(${subject}::text, 0)] and ${eq(auditEntries.subject, subject)}`;
+}
+
+/** The entries of one case (办件编号), as audit_entries_keys_idx finds them, as subjectIs does a subject's. */
+export function caseIs(caseId: string): SQL {
+  return sql`${ENTRY_KEYS} @> array[hashtextextended('case:' || ${caseId}::text, 0)] and ${eq(auditEntries.caseId, caseId)}`;
+}
+
+/** The columns a run's tags name, each by its letter before the value (a run's tags: 'r:1-01-001/000001' …). */
+export const RUN_TAG_LETTERS = { department: 'd', resourceCode: 'r', itemCode: 'i', operation: 'o', outcome: 'x' } as const;
+export type RunTagColumn = keyof typeof RUN_TAG_LETTERS;
+
+export function runTag(column: RunTagColumn, value: string): string {
+  return `${RUN_TAG_LETTERS[column]}:${value}`;
 }
 
 /**
- * A run: consecutive entries of one batch written for one client (a read of 100 subjects is one, and under load so is
- * a batch of 2,000 entries from one approval system). The writer inserts a batch's runs in the statement that inserts
- * its entries; a query by client walks the client's runs newest first and reads their entries by seq range and time
- * (every entry of a batch has the batch's time), through the primary key. Entries without a client have no run.
+ * A run: consecutive entries of one batch written for one client, or for none (a read of 100 subjects is one, and
+ * under load so is a batch of 2,000 entries from one approval system); every entry is in exactly one. Its tags are
+ * the distinct departments, resources, item codes, operations and outcomes of its entries (runTag). The writer
+ * inserts a batch's runs in the statement that inserts its entries (migration 0017 derived those of the entries
+ * before it); a query by client or by tag walks the runs newest first and reads their entries by seq range and time
+ * (every entry of a batch has the batch's time), through the primary key.
  */
-export const auditClientRuns = pgTable(
-  'audit_client_runs',
+export const auditRuns = pgTable(
+  'audit_runs',
   {
     firstSeq: bigint('first_seq', { mode: 'number' }).notNull(),
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
     at: at('at').notNull(),
-    clientId: text('client_id').notNull(),
+    clientId: text('client_id'),
+    tags: text('tags').array().notNull(),
   },
-  (t) => [index('audit_client_runs_client_idx').on(t.clientId, t.lastSeq)],
+  (t) => [
+    index('audit_runs_client_idx').on(t.clientId, t.lastSeq),
+    index('audit_runs_tags_idx').using('gin', t.tags),
+  ],
 );
 
 /** Signed tree heads (RFC 6962 style) over the entries' hashes, newest last. */

@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import { advisoryXactLock, arrayLiteral, pgPool, separatedList, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type CanonicalJson, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
-import { auditEntries } from './schema.ts';
+import { auditEntries, runTag } from './schema.ts';
 
 /** What a caller records; the writer adds the sequence number, the time and the chain. */
 export interface AuditRecord {
@@ -87,6 +87,17 @@ function sharedOf(r: AuditRecord, at: string): SharedFields {
   };
 }
 
+/** A kind's run tags (audit/schema.ts runTag), from its columns in kindOf's order. */
+function tagsOf(columns: readonly (string | null)[]): string[] {
+  const tags: string[] = [];
+  const [, department, , itemCode, , operation, resourceCode, , outcome] = columns;
+  if (department != null) tags.push(runTag('department', department));
+  if (resourceCode != null) tags.push(runTag('resourceCode', resourceCode));
+  if (itemCode != null) tags.push(runTag('itemCode', itemCode));
+  tags.push(runTag('operation', operation!), runTag('outcome', outcome!));
+  return tags;
+}
+
 /** Whether two records share their kind columns (a read's records do, and usually their 信息项 list too). */
 function sameShared(a: AuditRecord, b: AuditRecord): boolean {
   if (a.operation !== b.operation || a.outcome !== b.outcome) return false;
@@ -121,21 +132,21 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const kindByKey = new Map<string, number>();
   let kind = 0;
   let segments: EntrySegments | undefined;
-  // the batch's client runs: consecutive entries of one client (entries without a client have none)
+  // the batch's runs: consecutive entries of one client (or of none), and the kinds in each, for its tags
   const runFirst: number[] = [];
   const runLast: number[] = [];
-  const runClient: string[] = [];
+  const runClient: (string | null)[] = [];
+  const runKinds: number[][] = [];
   for (let i = 0; i < n; i++) {
     const r = records[i]!;
     const client = r.clientId ?? null;
-    if (client !== null) {
-      // the entry before (number seq) was this client's: its run goes on
-      if (runLast.at(-1) === seq && runClient.at(-1) === client) runLast[runLast.length - 1] = seq + 1;
-      else {
-        runFirst.push(seq + 1);
-        runLast.push(seq + 1);
-        runClient.push(client);
-      }
+    // the entry before (number seq) was this client's: its run goes on
+    if (i > 0 && runClient[runClient.length - 1] === client) runLast[runLast.length - 1] = seq + 1;
+    else {
+      runFirst.push(seq + 1);
+      runLast.push(seq + 1);
+      runClient.push(client);
+      runKinds.push([]);
     }
     if (i === 0 || !sameShared(r, records[i - 1]!)) {
       const shared = sharedOf(r, at);
@@ -148,6 +159,9 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
         kindByKey.set(key, (ix = kinds.length)); // 1-based, as WITH ORDINALITY counts
       }
       kind = ix;
+      // a new run starts with a new client, so a new kind: each run hears of each of its kinds here
+      const inRun = runKinds[runKinds.length - 1]!;
+      if (!inRun.includes(ix)) inRun.push(ix);
     }
     const subject = r.subject ?? null;
     const texts = entryTextsWith(segments!, ++seq, subject, r.details ?? null);
@@ -166,7 +180,9 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   // against 1.3 ms, a twentieth of the statement's time in the database)
   params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), separatedList(details, 'N'), separatedList(hashes), head.hash);
   params.push(monthOf(new Date(at)).partition);
-  params.push(`{${runFirst.join(',')}}`, `{${runLast.join(',')}}`, arrayLiteral(runClient));
+  const kindTags = kinds.map(tagsOf);
+  const runTags = runKinds.map((ks) => arrayLiteral(ks.length === 1 ? kindTags[ks[0]! - 1]! : [...new Set(ks.flatMap((k) => kindTags[k - 1]!))]));
+  params.push(`{${runFirst.join(',')}}`, `{${runLast.join(',')}}`, arrayLiteral(runClient), arrayLiteral(runTags));
   return { seqs, at, lastHash: prev, params };
 }
 
@@ -189,7 +205,7 @@ const ENTRIES = `insert into audit_entries (seq, at, client_id, department, oper
    join kinds k on k.ord = t.kind`;
 
 /**
- * One statement whatever the batch size, with the batch's client runs ($22 … $24: first and last seq, client). It
+ * One statement whatever the batch size, with the batch's runs ($22 … $25: first and last seq, client, tags). It
  * claims the head the batch chains onto in `audit_batches`; a claim that
  * collides (another writer extended the log since), or a month without its partition yet ($21, its name), inserts
  * nothing and says which, rather than failing: inside a caller's transaction there is then no savepoint to roll back
@@ -202,8 +218,8 @@ const APPEND = new Statement<{ partition_ok: boolean; claimed: number }>(
    claim as (insert into audit_batches (prev_seq, last_seq, at) select $1::int8, $2::int8, $3::timestamptz where (select ok from part) on conflict do nothing returning 1),
    ${KINDS},
    ins as (${ENTRIES} where exists (select 1 from claim)),
-   runs as (insert into audit_client_runs (first_seq, last_seq, at, client_id)
-            select r.first_seq, r.last_seq, $3::timestamptz, r.client_id from unnest($22::int8[], $23::int8[], $24::text[]) as r(first_seq, last_seq, client_id)
+   runs as (insert into audit_runs (first_seq, last_seq, at, client_id, tags)
+            select r.first_seq, r.last_seq, $3::timestamptz, r.client_id, r.tags::text[] from unnest($22::int8[], $23::int8[], $24::text[], $25::text[]) as r(first_seq, last_seq, client_id, tags)
             where exists (select 1 from claim))
    select (select ok from part) as partition_ok, (select count(*) from claim)::int8 as claimed`,
 );

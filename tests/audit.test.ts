@@ -2,20 +2,37 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { PoolClient } from 'pg';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
-import { entryConditions, newestEntries } from '../audit/findings.ts';
-import { auditEntries, subjectIs } from '../audit/schema.ts';
-import { appendInTransaction, AuditWriter } from '../audit/writer.ts';
+import { newestEntries, type EntryFilter } from '../audit/findings.ts';
+import { auditEntries, caseIs, runTag, subjectIs } from '../audit/schema.ts';
+import { appendInTransaction, AuditWriter, type AuditRecord } from '../audit/writer.ts';
 import { auditPublicKey } from '../auth/keys.ts';
-import { MIGRATIONS_DIR, openDatabase, rows, type Db } from '../db/index.ts';
+import { arrayLiteral, MIGRATIONS_DIR, openDatabase, rows, type Db } from '../db/index.ts';
 import { asOwner, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+import { systemContext } from '../core/context.ts';
+import { createLogger } from '../core/logger.ts';
+import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
+import { registerResource, type ResourceInput } from '../directory/resources.ts';
 
 import { leaf, verifyConsistency, verifyInclusion } from './helpers/rfc9162.ts';
+
+/** A resource read rarely, whose provider's view of the log shows its reads only. */
+const RARE_RESOURCE: Omit<ResourceInput, 'providerCode'> = {
+  code: '2-01-001/009001',
+  name: '审计测试资源',
+  category: 'THEME',
+  format: 'API',
+  updateCycle: 'DAILY',
+  sharingType: 'UNCONDITIONAL',
+  sharingMethod: '接口调用',
+  openType: 'NONE',
+  fields: [{ code: 'uscc', name: '统一社会信用代码', dataType: 'C', length: 18 }],
+};
 
 const record = (i: number) => ({ clientId: 'c1', department: 'D', operation: 'PERSON_READ', subject: `3501021990010${String(i).padStart(5, '0')}`, itemCode: 'ITEM', caseId: `CASE-${i}`, fields: ['name'], outcome: 'RETURNED' as const });
 
@@ -121,79 +138,123 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it('finds a subject\'s entries through the subject index, and only that subject\'s', async () => {
+  it('finds a subject\'s and a case\'s entries through the entries\' GIN index, and only theirs', async () => {
     const writer = new AuditWriter(tdb.database.db);
     const subjects = ['110105194912310021', '110105194912310022', 'S-odd'];
-    await writer.appendMany(subjects.flatMap((subject) => [0, 1, 2].map((i) => ({ ...record(i), subject }))));
+    await writer.appendMany(subjects.flatMap((subject) => [0, 1, 2].map((i) => ({ ...record(i), subject, caseId: `GIN-${subject}` }))));
     const found = await tdb.database.db.select({ subject: auditEntries.subject }).from(auditEntries).where(subjectIs(subjects[1]!));
     expect(found).toEqual([0, 1, 2].map(() => ({ subject: subjects[1] })));
+    const byCase = await tdb.database.db.select({ subject: auditEntries.subject }).from(auditEntries).where(caseIs(`GIN-${subjects[2]}`));
+    expect(byCase).toEqual([0, 1, 2].map(() => ({ subject: subjects[2] })));
     // with sequential scans off, the plan shows whether the index can serve the query as written
-    const plan = await tdb.database.db.transaction(async (tx) => {
-      await tx.execute(sql`set local enable_seqscan = off`);
-      const lines = await rows<{ 'QUERY PLAN': string }>(tx, sql`explain select seq from audit_entries where ${subjectIs(subjects[1]!)} order by seq desc limit 5`);
-      return lines.map((l) => l['QUERY PLAN']).join('\n');
-    });
-    expect(plan).toMatch(/Bitmap Index Scan on audit_entries_\w+[^\n]*\n\s+Index Cond: \(ARRAY\[hashtextextended\(subject, '0'::bigint\)\] @> /);
+    const plan = (query: SQL) =>
+      tdb.database.db.transaction(async (tx) => {
+        await tx.execute(sql`set local enable_seqscan = off`);
+        const lines = await rows<{ 'QUERY PLAN': string }>(tx, sql`explain ${query}`);
+        return lines.map((l) => l['QUERY PLAN']).join('\n');
+      });
+    const keys = String.raw`Index Cond: \(ARRAY\[hashtextextended\(subject, '0'::bigint\), hashtextextended\(\('case:'::text \|\| case_id\), '0'::bigint\)\] @> `;
+    expect(await plan(sql`select seq from audit_entries where ${subjectIs(subjects[1]!)} order by seq desc limit 5`)).toMatch(new RegExp(`Bitmap Index Scan on audit_entries_\\w+[^\\n]*\\n\\s+${keys}`));
+    expect(await plan(sql`select seq from audit_entries where ${caseIs('GIN-S-odd')} order by seq desc limit 5`)).toMatch(new RegExp(`Bitmap Index Scan on audit_entries_\\w+[^\\n]*\\n\\s+${keys}`));
+    expect(await plan(sql`select first_seq from audit_runs where tags @> ${arrayLiteral([runTag('resourceCode', 'R')])}::text[] order by last_seq desc limit 4`)).toMatch(/Bitmap Index Scan on audit_runs_tags_idx/);
   });
 
-  it('finds a client\'s entries through its runs: newest first, page by page, with the other filters, as a scan of the log would', async () => {
+  it('finds entries by client, department, resource, provider, item, operation, outcome, case and subject: newest first, page by page, as a scan of the log would', async () => {
     const db = tdb.database.db;
     const writer = new AuditWriter(db);
-    const rec = (clientId: string | null, i: number, outcome: 'RETURNED' | 'REFUSED' = 'RETURNED') => ({ ...record(i), clientId, outcome, caseId: `RUN-${i}` });
+    // a resource the police provide, for the provider's view
+    const police = DEMO_DEPARTMENTS[0].code;
+    await registerResource(systemContext(db, createLogger({ level: 'silent' }), police), { ...RARE_RESOURCE, providerCode: police });
+    const rec = (clientId: string | null, i: number, o: Partial<AuditRecord> = {}): AuditRecord => ({
+      ...record(i),
+      clientId,
+      caseId: `RUN-${i}`,
+      department: clientId ? `D-${clientId}` : null,
+      resourceCode: i % 3 ? 'RES-A' : 'RES-B',
+      ...o,
+    });
     // callers of several clients (and none) in the same batches, alone, and inside a transaction
     for (let round = 0; round < 3; round++) {
       await Promise.all([
         writer.appendMany(Array.from({ length: 5 }, (_, i) => rec('run-a', i))),
-        writer.appendMany(Array.from({ length: 3 }, (_, i) => rec('run-b', i))),
-        writer.append(rec(null, 9)),
-        writer.appendMany(Array.from({ length: 4 }, (_, i) => rec('run-a', i, i % 2 ? 'REFUSED' : 'RETURNED'))),
+        writer.appendMany(Array.from({ length: 3 }, (_, i) => rec('run-b', i, { itemCode: 'ITEM-B' }))),
+        writer.append(rec(null, 9, { operation: 'LICENCE_REVOKE', outcome: 'DONE', resourceCode: null, itemCode: null })),
+        writer.appendMany(Array.from({ length: 4 }, (_, i) => rec('run-a', i, { outcome: i % 2 ? 'REFUSED' : 'RETURNED' }))),
       ]);
-      await writer.append(rec('run-a', 7));
-      await db.transaction((tx) => appendInTransaction(tx, [rec('run-a', 8), rec('run-b', 8), rec('run-a', 8)]));
+      await writer.append(rec('run-a', 7, { resourceCode: RARE_RESOURCE.code }));
+      await db.transaction((tx) => appendInTransaction(tx, [rec('run-a', 8), rec('run-b', 8), rec('run-a', 8, { outcome: 'NOT_FOUND' })]));
     }
-    const scan = async (where: ReturnType<typeof sql>) => (await rows<{ seq: number }>(db, sql`select seq from audit_entries where ${where} order by seq desc`)).map((r) => r.seq);
-    const paged = async (filter: { clientId: string; outcome?: string }, size: number) => {
+    const scan = async (where: SQL) => (await rows<{ seq: number }>(db, sql`select seq from audit_entries where ${where} order by seq desc`)).map((r) => r.seq);
+    const paged = async (filter: EntryFilter, size: number, window: number) => {
       const seen: number[] = [];
       for (let before: number | undefined; ; ) {
-        const page = await newestEntries(db, entryConditions(filter), size, before, filter.clientId);
+        const page = await newestEntries(db, filter, size, before, window);
         seen.push(...page.map((e) => e.seq));
         if (page.length < size) return seen;
         before = page.at(-1)!.seq;
       }
     };
-    const all = await scan(sql`client_id = 'run-a'`);
-    expect(all.length).toBe(3 * (5 + 4 + 1 + 2));
-    for (const size of [1, 3, 4, 50]) expect(await paged({ clientId: 'run-a' }, size)).toEqual(all);
-    expect(await paged({ clientId: 'run-a', outcome: 'REFUSED' }, 2)).toEqual(await scan(sql`client_id = 'run-a' and outcome = 'REFUSED'`));
-    expect(await paged({ clientId: 'run-b' }, 2)).toEqual(await scan(sql`client_id = 'run-b'`));
-    expect(await paged({ clientId: 'run-none' }, 2)).toEqual([]);
-    // every run holds entries of its client and its time only, and the runs cover each client's entries once
-    const runs = await rows<{ first_seq: number; last_seq: number; client_id: string; at: Date }>(db, sql`select first_seq, last_seq, client_id, at from audit_client_runs where client_id like 'run-%' order by first_seq`);
-    const covered = (list: { first_seq: number; last_seq: number; client_id: string }[], client: string) =>
-      list.filter((r) => r.client_id === client).flatMap((r) => Array.from({ length: r.last_seq - r.first_seq + 1 }, (_, k) => r.last_seq - k)).sort((x, y) => y - x);
-    expect(covered(runs, 'run-a')).toEqual(all);
-    expect(covered(runs, 'run-b')).toEqual(await scan(sql`client_id = 'run-b'`));
-    const [{ strays } = { strays: -1 }] = await rows<{ strays: number }>(
-      db,
-      sql`select count(*)::int8 as strays from audit_client_runs r join audit_entries e on e.seq between r.first_seq and r.last_seq where e.client_id is distinct from r.client_id or e.at <> r.at`,
-    );
-    expect(strays).toBe(0);
-    // the migration's runs of entries written before it cover them the same way
-    const migration = fs.readFileSync(path.join(MIGRATIONS_DIR, '0016_audit_client_runs.sql'), 'utf8');
-    const backfill = /INSERT INTO "audit_client_runs" \([^)]*\)\s*(SELECT[\s\S]*?);--> statement-breakpoint/.exec(migration)![1]!;
-    const derived = await rows<{ first_seq: number; last_seq: number; client_id: string }>(db, sql.raw(`select * from (${backfill.replace(/SELECT min\("seq"\), max\("seq"\), "at", "client_id"/, 'SELECT min("seq") as first_seq, max("seq") as last_seq, "client_id" as client_id')}) b`));
-    expect(covered(derived, 'run-a')).toEqual(all);
-    expect(covered(derived, 'run-b')).toEqual(await scan(sql`client_id = 'run-b'`));
-    // and through the API, by cursor
-    const ids: number[] = [];
-    for (let after: string | null = null; ; ) {
-      const r = await hub.graphql(`query($after: String) { accessLog(filter: { clientId: "run-a" }, first: 7, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, auditor, { after });
-      const log = r.body.data!.accessLog as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
-      ids.push(...log.edges.map((e) => Number(e.node.id)));
-      if (!log.pageInfo.hasNextPage) break;
-      after = log.pageInfo.endCursor;
+    const subject = record(2).subject;
+    const cases: [EntryFilter, SQL, number][] = [
+      [{ clientId: 'run-a' }, sql`client_id = 'run-a'`, 3 * (5 + 4 + 1 + 2)],
+      [{ clientId: 'run-a', outcome: 'REFUSED' }, sql`client_id = 'run-a' and outcome = 'REFUSED'`, 6],
+      [{ clientId: 'run-b' }, sql`client_id = 'run-b'`, 12],
+      [{ clientId: 'run-none' }, sql`false`, 0],
+      [{ department: 'D-run-b' }, sql`department = 'D-run-b'`, 12],
+      [{ resourceCode: RARE_RESOURCE.code }, sql`resource_code = ${RARE_RESOURCE.code}`, 3],
+      [{ provider: police }, sql`resource_code = ${RARE_RESOURCE.code}`, 3],
+      [{ provider: police, clientId: 'run-b' }, sql`false`, 0],
+      [{ resourceCode: 'RES-B', outcome: 'RETURNED' }, sql`resource_code = 'RES-B' and outcome = 'RETURNED'`, 12],
+      [{ itemCode: 'ITEM-B' }, sql`item_code = 'ITEM-B'`, 9],
+      [{ operation: 'LICENCE_REVOKE' }, sql`operation = 'LICENCE_REVOKE'`, 3],
+      [{ outcome: 'NOT_FOUND' }, sql`outcome = 'NOT_FOUND'`, -1],
+      [{ caseId: 'RUN-8' }, sql`case_id = 'RUN-8'`, 9],
+      [{ caseId: 'RUN-8', clientId: 'run-b' }, sql`case_id = 'RUN-8' and client_id = 'run-b'`, 3],
+      [{ subject, clientId: 'run-a' }, sql`subject = ${subject} and client_id = 'run-a'`, -1],
+      [{ subject, resourceCode: 'RES-B' }, sql`subject = ${subject} and resource_code = 'RES-B'`, -1],
+    ];
+    for (const [filter, where, count] of cases) {
+      const all = await scan(where);
+      if (count >= 0) expect(all.length, JSON.stringify(filter)).toBe(count);
+      // the newest entries along the primary key, the runs below them, or the runs alone
+      for (const window of [4096, 7, 0]) {
+        for (const size of [1, 4, 50]) expect(await paged(filter, size, window), `${JSON.stringify(filter)} window ${window} size ${size}`).toEqual(all);
+      }
     }
-    expect(ids).toEqual(all);
+    // every entry is in one run, with its client and its time, and a run's tags are its entries' own
+    const runProblems = async (runs: SQL) =>
+      (
+        await rows<{ problems: number }>(
+          db,
+          sql`with r (first_seq, last_seq, at, client_id, tags) as (${runs})
+              select (select count(*) from audit_entries e where (select count(*) from r where e.seq between r.first_seq and r.last_seq) <> 1)
+                   + (select count(*) from r join audit_entries e on e.seq between r.first_seq and r.last_seq where e.client_id is distinct from r.client_id or e.at <> r.at)
+                   + (select count(*) from r where (select array_agg(t order by t) from unnest(r.tags) t) is distinct from
+                       (select array_agg(distinct t order by t) from audit_entries e,
+                          unnest(array[${'d:'} || e.department, ${'r:'} || e.resource_code, ${'i:'} || e.item_code, ${'o:'} || e.operation, ${'x:'} || e.outcome]) t
+                        where e.seq between r.first_seq and r.last_seq and t is not null)) as problems`,
+        )
+      )[0]!.problems;
+    expect(await runProblems(sql`select first_seq, last_seq, at, client_id, tags from audit_runs`)).toBe(0);
+    // the migration's runs of entries written before it cover them the same way
+    const migration = fs.readFileSync(path.join(MIGRATIONS_DIR, '0017_audit_runs.sql'), 'utf8');
+    const backfill = /INSERT INTO "audit_runs" \([^)]*\)\s*(SELECT[\s\S]*?);--> statement-breakpoint/.exec(migration)![1]!;
+    expect(await runProblems(sql.raw(backfill))).toBe(0);
+    // and through the API, by cursor: an auditor's search by client, and a provider's view of its own resources
+    const viaApi = async (token: string, filter: string) => {
+      const ids: number[] = [];
+      for (let after: string | null = null; ; ) {
+        const r = await hub.graphql(`query($after: String) { accessLog(filter: ${filter}, first: 2, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, token, { after });
+        const log = r.body.data!.accessLog as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
+        ids.push(...log.edges.map((e) => Number(e.node.id)));
+        if (!log.pageInfo.hasNextPage) return ids;
+        after = log.pageInfo.endCursor;
+      }
+    };
+    expect(await viaApi(auditor, '{ clientId: "run-a" }')).toEqual(await scan(sql`client_id = 'run-a'`));
+    const provider = await hub.token(await hub.newClient(['provider'], { department: police }));
+    expect(await viaApi(provider, '{}')).toEqual(await scan(sql`resource_code = ${RARE_RESOURCE.code}`));
+    expect(await viaApi(provider, '{ clientId: "run-b" }')).toEqual([]);
   });
 
   it('refuses the hub\'s own handle any UPDATE, DELETE or TRUNCATE of the audit log and the base data history', async () => {
@@ -206,8 +267,9 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     await denied(`delete from audit_entries where seq = 1`);
     await denied(`truncate audit_entries`);
     await denied(`delete from audit_checkpoints`);
-    await denied(`update audit_client_runs set client_id = 'x'`);
-    await denied(`delete from audit_client_runs`);
+    await denied(`update audit_runs set client_id = 'x'`);
+    await denied(`delete from audit_runs`);
+    await denied(`truncate audit_runs`);
     await denied(`update base_record_history set data = '{}'::jsonb`);
     await denied(`truncate base_record_history`);
     const [role] = await rows<{ current_user: string }>(tdb.database.db, sql`select current_user`);
