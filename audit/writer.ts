@@ -251,6 +251,23 @@ export async function appendInTransaction(tx: Db, records: readonly AuditRecord[
   }
 }
 
+/**
+ * A batch's callers grouped by client, each group in the order its first caller came: concurrent callers are
+ * numbered in no particular order anyway, and a client's entries next to each other are one run (audit_runs) rather
+ * than one each, with the kinds they share sent once. Callers of one client, or each of another, stay as they came.
+ */
+function byClient(callers: Pending[]): Pending[] {
+  if (callers.length < 3) return callers;
+  const groups = new Map<string | null, Pending[]>();
+  for (const p of callers) {
+    const client = p.records[0]!.clientId ?? null;
+    const group = groups.get(client);
+    if (group) group.push(p);
+    else groups.set(client, [p]);
+  }
+  return groups.size === 1 || groups.size === callers.length ? callers : [...groups.values()].flat();
+}
+
 /** The records of one caller (a read of up to 100 subjects is one), answered together. */
 interface Pending {
   records: readonly AuditRecord[];
@@ -323,7 +340,7 @@ export class AuditWriter {
     let size = 0;
     while (n < this.queue.length && (n === 0 || size + this.queue[n]!.records.length <= this.maxBatch)) size += this.queue[n++]!.records.length;
     this.queued -= size;
-    return this.queue.splice(0, n);
+    return byClient(this.queue.splice(0, n));
   }
 
   private async flush(): Promise<void> {

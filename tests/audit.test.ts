@@ -85,13 +85,27 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       sql`select client_id, department, operator, item_code, case_id, operation, resource_code, subject, fields, outcome, reason, withhold_basis, request_id, details
           from audit_entries where seq = any(${sql.param(answered.flat())}::int8[]) order by seq`,
     );
-    const expected = groups.flat().map((r) => ({
+    // each caller's records under the numbers it was answered (a batch groups its callers by client)
+    const bySeq = new Map(groups.flatMap((g, k) => g.map((r, j) => [answered[k]![j]!, r] as const)));
+    const expected = [...bySeq.keys()].sort((x, y) => x - y).map((seq) => bySeq.get(seq)!).map((r) => ({
       client_id: r.clientId, department: r.department, operator: (r as { operator?: string | null }).operator ?? null, item_code: r.itemCode, case_id: r.caseId,
       operation: r.operation, resource_code: r.resourceCode, subject: r.subject, fields: r.fields, outcome: r.outcome, reason: (r as { reason?: string }).reason ?? null,
       withhold_basis: (r as { withholdBasis?: string | null }).withholdBasis ?? null, request_id: r.requestId, details: (r as { details?: unknown }).details ?? null,
     }));
     expect(stored).toEqual(expected);
     expect((await verify()).ok).toBe(true);
+  });
+
+  it('groups a batch\'s callers by client, so that each client\'s entries of the batch are one run', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const clients = ['grp-a', 'grp-b', null, 'grp-a', 'grp-b', 'grp-a'];
+    const answered = await Promise.all(clients.map((clientId, k) => writer.appendMany([0, 1].map((i) => ({ ...record(10 * k + i), clientId })))));
+    for (const seqs of answered) expect(seqs[1]).toBe(seqs[0]! + 1);
+    const runs = await rows<{ client_id: string | null; entries: number }>(
+      tdb.database.db,
+      sql`select client_id, (last_seq - first_seq + 1)::int8 as entries from audit_runs where first_seq >= ${Math.min(...answered.flat())} order by first_seq`,
+    );
+    expect(runs).toEqual([{ client_id: 'grp-a', entries: 6 }, { client_id: 'grp-b', entries: 4 }, { client_id: null, entries: 2 }]);
   });
 
   it('keeps each caller\'s records in one commit, in order, and a caller larger than the batch goes alone', async () => {
