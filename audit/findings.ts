@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gte, gt, inArray, lt, lte, or, type SQL } from 'dri
 import { sql } from 'drizzle-orm';
 import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
 import { arrayLiteral, rows, type Db } from '../db/index.ts';
-import { auditEntries, auditRuns, caseIs, RUN_TAG_LETTERS, runTag, subjectIs, type RunTagColumn } from './schema.ts';
+import { auditEntries, auditRuns, caseIs, runTag, subjectIs, type RunTagColumn } from './schema.ts';
 
 export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
 
@@ -105,7 +105,7 @@ const TAGGED = [
 /** The codes of the resources a department provides now. */
 const providedBy = (department: string) => sql`(select code from resources where current and provider_code = ${department})`;
 
-export function entryConditions(f: EntryFilter): SQL[] {
+function entryConditions(f: EntryFilter): SQL[] {
   const conditions: SQL[] = [];
   if (f.clientId) conditions.push(eq(auditEntries.clientId, f.clientId));
   for (const [key, column] of TAGGED) {
@@ -131,7 +131,7 @@ function runConditions(f: EntryFilter): SQL[] {
   if (f.clientId) conditions.push(eq(auditRuns.clientId, f.clientId));
   const tags = TAGGED.flatMap(([key]) => (f[key] ? [runTag(key, f[key])] : []));
   if (tags.length) conditions.push(sql`${auditRuns.tags} @> ${arrayLiteral(tags)}::text[]`);
-  if (f.provider !== undefined) conditions.push(sql`${auditRuns.tags} && array(select ${`${RUN_TAG_LETTERS.resourceCode}:`} || code from ${providedBy(f.provider)} p)`);
+  if (f.provider !== undefined) conditions.push(sql`${auditRuns.tags} && array(select ${runTag('resourceCode', '')} || code from ${providedBy(f.provider)} p)`);
   if (conditions.length === 0) return [];
   if (f.from) conditions.push(gte(auditRuns.at, f.from));
   if (f.to) conditions.push(lt(auditRuns.at, f.to));
@@ -166,10 +166,13 @@ export async function newestEntries(db: Db, f: EntryFilter, limit: number, befor
   if (carried.length === 0) return query(conditions, limit);
   // the newest entries first, read along the primary key (the chain's numbers have no gaps): a filter that most
   // entries meet fills its page there, at less than walking the runs costs
-  const end = before ?? ((await db.select({ seq: auditEntries.seq }).from(auditEntries).orderBy(desc(auditEntries.seq)).limit(1))[0]?.seq ?? 0) + 1;
+  const [span = { first: null, last: null }] = await rows<{ first: number | null; last: number | null }>(db, sql`select min(${auditEntries.seq})::int8 as first, max(${auditEntries.seq})::int8 as last from ${auditEntries}`);
+  if (span.first === null || span.last === null) return [];
+  const end = before ?? span.last + 1;
   const low = end - window;
   const out: Entry[] = await query([...conditions, gte(auditEntries.seq, low)], limit);
-  if (out.length >= limit || low <= 1) return out;
+  // nothing below the oldest entry still in the log (months archived and detached keep their runs)
+  if (out.length >= limit || low <= span.first) return out;
   // then the older ones through the runs, first the older entries of a run that reaches over the window's edge
   conditions.push(lt(auditEntries.seq, low));
   const run = { firstSeq: auditRuns.firstSeq, lastSeq: auditRuns.lastSeq, at: auditRuns.at };
@@ -179,7 +182,7 @@ export async function newestEntries(db: Db, f: EntryFilter, limit: number, befor
     const older = await db
       .select(run)
       .from(auditRuns)
-      .where(and(...carried, lt(auditRuns.lastSeq, top)))
+      .where(and(...carried, lt(auditRuns.lastSeq, top), gte(auditRuns.lastSeq, span.first)))
       .orderBy(desc(auditRuns.lastSeq))
       .limit(size);
     runs = [...runs, ...older];

@@ -65,7 +65,7 @@ export function caseIs(caseId: string): SQL {
 }
 
 /** The columns a run's tags name, each by its letter before the value (a run's tags: 'r:1-01-001/000001' …). */
-export const RUN_TAG_LETTERS = { department: 'd', resourceCode: 'r', itemCode: 'i', operation: 'o', outcome: 'x' } as const;
+const RUN_TAG_LETTERS = { department: 'd', resourceCode: 'r', itemCode: 'i', operation: 'o', outcome: 'x' } as const;
 export type RunTagColumn = keyof typeof RUN_TAG_LETTERS;
 
 export function runTag(column: RunTagColumn, value: string): string {

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { listCheckpoints } from '../audit/checkpoints.ts';
 import { createReadLimiter } from '../basedata/rate-limit.ts';
-import { exportEntries } from '../audit/findings.ts';
+import { exportEntries, type EntryFilter } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
@@ -268,15 +268,23 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       res.status(403).json({ error: 'FORBIDDEN', message: 'the export needs the auditor role' });
       return;
     }
-    const q = req.query as Record<string, string | undefined>;
+    const q = req.query as Record<string, unknown>;
+    const repeated = Object.keys(q).find((k) => typeof q[k] !== 'string');
+    if (repeated) {
+      res.status(400).json({ error: 'BAD_USER_INPUT', message: `${repeated} is given more than once, or not as a text` });
+      return;
+    }
+    const text = (k: string) => q[k] as string | undefined;
     const format = q.format === 'jsonl' ? 'jsonl' : q.format === 'csv' || q.format === undefined ? 'csv' : null;
-    const from = q.from ? new Date(q.from) : undefined;
-    const to = q.to ? new Date(q.to) : undefined;
+    const from = q.from ? new Date(text('from')!) : undefined;
+    const to = q.to ? new Date(text('to')!) : undefined;
     if (!format || (from && Number.isNaN(from.getTime())) || (to && Number.isNaN(to.getTime()))) {
       res.status(400).json({ error: 'BAD_USER_INPUT', message: 'format is csv or jsonl; from and to are ISO instants' });
       return;
     }
-    const filter = { clientId: q.clientId, department: q.department, resourceCode: q.resourceCode, subject: q.subject, itemCode: q.itemCode, outcome: q.outcome, from, to };
+    // the filters of accessLog, by the same names
+    const filter: EntryFilter = { from, to };
+    for (const k of ['clientId', 'department', 'resourceCode', 'subject', 'itemCode', 'caseId', 'operation', 'outcome'] as const) filter[k] = text(k);
     // the export is recorded before any entry leaves the hub
     await services.audit.append({ clientId: principal.clientId, department: principal.department, operation: 'AUDIT_EXPORT', outcome: 'DONE', requestId: req.get('x-request-id') ?? null, details: { format, ...q } });
     res.status(200).set({

@@ -79,8 +79,15 @@ describe.each(drivers())('audit findings and export (%s)', (driver) => {
     expect(entries).toHaveLength(43);
     expect(entries[0]!.subject).toBe(PERSON);
 
+    // by every filter accessLog takes, a case id and an operation among them; a filter given twice is refused
+    const byCase = await fetch(`${hub.url}/audit/export?format=jsonl&caseId=CASE-R&operation=PERSON_READ`, { headers: { authorization: `Bearer ${auditor}` } });
+    expect((await byCase.text()).trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([expect.objectContaining({ caseId: 'CASE-R', clientId: 'client-b', outcome: 'REFUSED' })]);
+    const twice = await fetch(`${hub.url}/audit/export?clientId=client-a&clientId=client-b`, { headers: { authorization: `Bearer ${auditor}` } });
+    expect(twice.status).toBe(400);
+    expect(await twice.json()).toMatchObject({ error: 'BAD_USER_INPUT' });
+
     const [{ n } = { n: 0 }] = await rows<{ n: number }>(tdb.database.db, sql`select count(*)::int8 as n from audit_entries where operation = 'AUDIT_EXPORT'`);
-    expect(n).toBe(2);
+    expect(n).toBe(3);
     const consumer = await hub.token(await hub.newClient(['consumer']));
     expect((await fetch(`${hub.url}/audit/export`, { headers: { authorization: `Bearer ${consumer}` } })).status).toBe(403);
     expect((await fetch(`${hub.url}/audit/export`)).status).toBe(401);

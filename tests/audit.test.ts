@@ -36,6 +36,21 @@ const RARE_RESOURCE: Omit<ResourceInput, 'providerCode'> = {
 
 const record = (i: number) => ({ clientId: 'c1', department: 'D', operation: 'PERSON_READ', subject: `3501021990010${String(i).padStart(5, '0')}`, itemCode: 'ITEM', caseId: `CASE-${i}`, fields: ['name'], outcome: 'RETURNED' as const });
 
+/** Entries in no run or in several, in a run of another client or time, and runs whose tags are not their entries' own. */
+const runProblems = async (db: Db, runs: SQL = sql`select first_seq, last_seq, at, client_id, tags from audit_runs`) =>
+  (
+    await rows<{ problems: number }>(
+      db,
+      sql`with r (first_seq, last_seq, at, client_id, tags) as (${runs})
+          select (select count(*) from audit_entries e where (select count(*) from r where e.seq between r.first_seq and r.last_seq) <> 1)
+               + (select count(*) from r join audit_entries e on e.seq between r.first_seq and r.last_seq where e.client_id is distinct from r.client_id or e.at <> r.at)
+               + (select count(*) from r where (select array_agg(t order by t) from unnest(r.tags) t) is distinct from
+                   (select array_agg(distinct t order by t) from audit_entries e,
+                      unnest(array[${'d:'} || e.department, ${'r:'} || e.resource_code, ${'i:'} || e.item_code, ${'o:'} || e.operation, ${'x:'} || e.outcome]) t
+                    where e.seq between r.first_seq and r.last_seq and t is not null)) as problems`,
+    )
+  )[0]!.problems;
+
 describe.each(drivers())('the audit log (%s)', (driver) => {
   let tdb: TestDatabase;
   let hub: TestHub;
@@ -143,13 +158,19 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
   it('stores texts as they were hashed, whatever they hold: quotes, backslashes, braces, commas, NULL as a word', async () => {
     const writer = new AuditWriter(tdb.database.db);
     const odd = ['say "hi"', 'C:\\dir\\', '{a,b}', 'NULL', '', ' lead and trail ', '\u5f20\u4e09 \ud83d\ude00', 'tab\tnew\nline'];
-    const seqs = await writer.appendMany(odd.map((s, i) => ({ ...record(i), operator: s, caseId: s, reason: s, fields: s ? [s, 'x'] : ['x'], details: { s, list: [s, null] } })));
-    const stored = await rows<{ operator: string; case_id: string; reason: string; fields: string[]; details: { s: string; list: unknown[] } }>(
+    const seqs = await writer.appendMany(odd.map((s, i) => ({ ...record(i), operator: s, caseId: s, reason: s, department: s, resourceCode: s, itemCode: s, fields: s ? [s, 'x'] : ['x'], details: { s, list: [s, null] } })));
+    const stored = await rows<{ operator: string; case_id: string; reason: string; department: string; resource_code: string; item_code: string; fields: string[]; details: { s: string; list: unknown[] } }>(
       tdb.database.db,
-      sql`select operator, case_id, reason, fields, details from audit_entries where seq = any(${sql.param(seqs)}::int8[]) order by seq`,
+      sql`select operator, case_id, reason, department, resource_code, item_code, fields, details from audit_entries where seq = any(${sql.param(seqs)}::int8[]) order by seq`,
     );
-    expect(stored.map((r) => [r.operator, r.case_id, r.reason, r.fields, r.details])).toEqual(odd.map((s) => [s, s, s, s ? [s, 'x'] : ['x'], { s, list: [s, null] }]));
+    expect(stored.map((r) => [r.operator, r.case_id, r.reason, r.department, r.resource_code, r.item_code, r.fields, r.details])).toEqual(odd.map((s) => [s, s, s, s, s, s, s ? [s, 'x'] : ['x'], { s, list: [s, null] }]));
     expect((await verify()).ok).toBe(true);
+    // the runs' tags hold them as they are, and find them
+    expect(await runProblems(tdb.database.db)).toBe(0);
+    for (const [k, s] of odd.entries()) {
+      if (s === '') continue; // an empty filter is no filter
+      expect((await newestEntries(tdb.database.db, { resourceCode: s, itemCode: s, department: s }, 5, undefined, 0)).map((e) => e.seq), s).toEqual([seqs[k]]);
+    }
   });
 
   it('finds a subject\'s and a case\'s entries through the entries\' GIN index, and only theirs', async () => {
@@ -171,6 +192,9 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(await plan(sql`select seq from audit_entries where ${subjectIs(subjects[1]!)} order by seq desc limit 5`)).toMatch(new RegExp(`Bitmap Index Scan on audit_entries_\\w+[^\\n]*\\n\\s+${keys}`));
     expect(await plan(sql`select seq from audit_entries where ${caseIs('GIN-S-odd')} order by seq desc limit 5`)).toMatch(new RegExp(`Bitmap Index Scan on audit_entries_\\w+[^\\n]*\\n\\s+${keys}`));
     expect(await plan(sql`select first_seq from audit_runs where tags @> ${arrayLiteral([runTag('resourceCode', 'R')])}::text[] order by last_seq desc limit 4`)).toMatch(/Bitmap Index Scan on audit_runs_tags_idx/);
+    // and without a pending list that every query would read whole
+    const [options] = await rows<{ reloptions: string[] | null }>(tdb.database.db, sql`select reloptions from pg_class where relname = 'audit_runs_tags_idx'`);
+    expect(options!.reloptions).toEqual(['fastupdate=off']);
   });
 
   it('finds entries by client, department, resource, provider, item, operation, outcome, case and subject: newest first, page by page, as a scan of the log would', async () => {
@@ -188,7 +212,10 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       ...o,
     });
     // callers of several clients (and none) in the same batches, alone, and inside a transaction
+    const marks: Date[] = [];
     for (let round = 0; round < 3; round++) {
+      marks.push(new Date());
+      await new Promise((r) => setTimeout(r, 2));
       await Promise.all([
         writer.appendMany(Array.from({ length: 5 }, (_, i) => rec('run-a', i))),
         writer.appendMany(Array.from({ length: 3 }, (_, i) => rec('run-b', i, { itemCode: 'ITEM-B' }))),
@@ -226,6 +253,10 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       [{ caseId: 'RUN-8', clientId: 'run-b' }, sql`case_id = 'RUN-8' and client_id = 'run-b'`, 3],
       [{ subject, clientId: 'run-a' }, sql`subject = ${subject} and client_id = 'run-a'`, -1],
       [{ subject, resourceCode: 'RES-B' }, sql`subject = ${subject} and resource_code = 'RES-B'`, -1],
+      // the middle round's, by time
+      [{ clientId: 'run-a', from: marks[1], to: marks[2] }, sql`client_id = 'run-a' and at >= ${marks[1]!.toISOString()} and at < ${marks[2]!.toISOString()}`, 12],
+      [{ resourceCode: 'RES-B', from: marks[1] }, sql`resource_code = 'RES-B' and at >= ${marks[1]!.toISOString()}`, 10],
+      [{ operation: 'LICENCE_REVOKE', to: marks[1] }, sql`operation = 'LICENCE_REVOKE' and at < ${marks[1]!.toISOString()}`, -1],
     ];
     for (const [filter, where, count] of cases) {
       const all = await scan(where);
@@ -236,24 +267,11 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       }
     }
     // every entry is in one run, with its client and its time, and a run's tags are its entries' own
-    const runProblems = async (runs: SQL) =>
-      (
-        await rows<{ problems: number }>(
-          db,
-          sql`with r (first_seq, last_seq, at, client_id, tags) as (${runs})
-              select (select count(*) from audit_entries e where (select count(*) from r where e.seq between r.first_seq and r.last_seq) <> 1)
-                   + (select count(*) from r join audit_entries e on e.seq between r.first_seq and r.last_seq where e.client_id is distinct from r.client_id or e.at <> r.at)
-                   + (select count(*) from r where (select array_agg(t order by t) from unnest(r.tags) t) is distinct from
-                       (select array_agg(distinct t order by t) from audit_entries e,
-                          unnest(array[${'d:'} || e.department, ${'r:'} || e.resource_code, ${'i:'} || e.item_code, ${'o:'} || e.operation, ${'x:'} || e.outcome]) t
-                        where e.seq between r.first_seq and r.last_seq and t is not null)) as problems`,
-        )
-      )[0]!.problems;
-    expect(await runProblems(sql`select first_seq, last_seq, at, client_id, tags from audit_runs`)).toBe(0);
+    expect(await runProblems(tdb.database.db)).toBe(0);
     // the migration's runs of entries written before it cover them the same way
     const migration = fs.readFileSync(path.join(MIGRATIONS_DIR, '0017_audit_runs.sql'), 'utf8');
     const backfill = /INSERT INTO "audit_runs" \([^)]*\)\s*(SELECT[\s\S]*?);--> statement-breakpoint/.exec(migration)![1]!;
-    expect(await runProblems(sql.raw(backfill))).toBe(0);
+    expect(await runProblems(db, sql.raw(backfill))).toBe(0);
     // and through the API, by cursor: an auditor's search by client, and a provider's view of its own resources
     const viaApi = async (token: string, filter: string) => {
       const ids: number[] = [];
@@ -491,12 +509,15 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     const writer = new AuditWriter(tdb.database.db);
     const seqs: Promise<number[]>[] = [];
     for (let tick = 0; tick < 40; tick++) {
-      seqs.push(writer.appendMany(Array.from({ length: 100 }, (_, i) => record(8000 + tick * 100 + i))));
+      // callers of three clients, and of none, interleaved: each batch groups them by client
+      for (const clientId of ['c1', 'c2', null, 'c3']) seqs.push(writer.appendMany(Array.from({ length: 25 }, (_, i) => ({ ...record(8000 + tick * 100 + i), clientId }))));
       await new Promise((r) => setImmediate(r));
     }
-    const all = (await Promise.all(seqs)).flat();
-    expect(new Set(all).size).toBe(4000);
+    const answered = await Promise.all(seqs);
+    for (const caller of answered) expect(caller.at(-1)! - caller[0]!).toBe(24);
+    expect(new Set(answered.flat()).size).toBe(4000);
     expect((await verify()).ok).toBe(true);
+    expect(await runProblems(tdb.database.db)).toBe(0);
   });
 
   it('keeps one valid chain when two processes\' writers append at once', async () => {
@@ -504,8 +525,11 @@ describe.runIf(pgAvailable())('the audit log on PostgreSQL with other processes'
     try {
       const a = new AuditWriter(tdb.database.db);
       const b = new AuditWriter(other.db as Db);
-      await Promise.all([...Array.from({ length: 300 }, (_, i) => a.append(record(5000 + i))), ...Array.from({ length: 300 }, (_, i) => b.append(record(6000 + i)))]);
+      const mixed = (i: number) => ({ ...record(i), clientId: ['c1', 'c2', null][i % 3] });
+      await Promise.all([...Array.from({ length: 300 }, (_, i) => a.append(mixed(5000 + i))), ...Array.from({ length: 300 }, (_, i) => b.append(mixed(6000 + i)))]);
       expect((await verify()).ok).toBe(true);
+      // the batches that collided were chained again, their runs with them
+      expect(await runProblems(tdb.database.db)).toBe(0);
     } finally {
       await other.close();
     }

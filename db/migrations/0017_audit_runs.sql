@@ -7,9 +7,12 @@
 -- query looks among the newest entries first (a filter most entries meet fills its page there), then walks the runs
 -- that carry its tags newest first (GIN on the tags; a client's through its B-tree) and reads their entries by seq
 -- range. The tags' GIN index keeps no pending list: runs are few (one a batch and client), and a query would read
--- the whole list each time (until vacuum merged it: 15,959 runs of 1,000,000 entries, 5-9 ms a query more). A case id is nearly unique to a read, so it goes where the subject is: into the entries' GIN index, as a
--- second key.
--- Stop hub processes of earlier versions before applying it: they would write entries without runs.
+-- the whole list each time (until vacuum merged it: 15,959 runs of 1,000,000 entries, 5-9 ms a query more). A case
+-- id is nearly unique to a read, so it goes where the subject is: into the entries' GIN index, as a second key.
+-- Stop hub processes of earlier versions before applying it. Once it is in, their appends fail (audit_client_runs is
+-- gone), so they answer no read; while it runs, the lock below keeps them from committing entries the backfill would
+-- not see. The log takes no appends while the entries' GIN index is rebuilt (seconds for a million entries).
+LOCK TABLE "audit_entries", "audit_client_runs" IN EXCLUSIVE MODE;--> statement-breakpoint
 CREATE TABLE "audit_runs" (
 	"first_seq" bigint NOT NULL,
 	"last_seq" bigint NOT NULL,
