@@ -5,7 +5,7 @@ import type { KeyRing } from '../auth/keys.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
 import { HubError } from '../core/errors.ts';
 import { extendRange, inclusionProof, consistencyProof, leafHash, rangePieces, rootOfRange, GENESIS_HASH, chainHash, type ChainedEntry, type TreeLeaves } from './chain.ts';
-import { auditArchives, auditCheckpoints, auditEntries } from './schema.ts';
+import { auditArchives, auditCheckpoints, auditEntries, auditRuns, runTag } from './schema.ts';
 
 export type Checkpoint = typeof auditCheckpoints.$inferSelect;
 export const CHECKPOINT_TYP = 'audit-checkpoint+jwt';
@@ -120,7 +120,7 @@ const popcount = (n: number): number => n.toString(2).replaceAll('0', '').length
 
 export interface VerifyProblem {
   seq: number;
-  kind: 'GAP' | 'PREV_HASH' | 'HASH' | 'CHECKPOINT_ROOT' | 'CHECKPOINT_SIGNATURE' | 'CHECKPOINT_BEYOND_LOG' | 'ARCHIVE_LINK';
+  kind: 'GAP' | 'PREV_HASH' | 'HASH' | 'CHECKPOINT_ROOT' | 'CHECKPOINT_SIGNATURE' | 'CHECKPOINT_BEYOND_LOG' | 'ARCHIVE_LINK' | 'RUN';
   message: string;
 }
 
@@ -136,6 +136,70 @@ export interface VerifyReport {
  * Recomputes the whole chain and every checkpoint's tree head and signature; stops at the first entry that does
  * not match and names it. `keyFor` gives the public key of an audit-key kid (from the JWKS).
  */
+type Run = Pick<typeof auditRuns.$inferSelect, 'firstSeq' | 'lastSeq' | 'at' | 'clientId' | 'tags'>;
+
+/**
+ * The runs (audit_runs) alongside the entries, in order: each entry must lie in exactly one, of its client and time,
+ * whose tags name its department, resource, item code, operation and outcome. An entry outside them would be left
+ * out of every search by those filters without its chain showing anything amiss; runs that overlap would show
+ * entries twice.
+ */
+class RunCheck {
+  private runs: Run[] = [];
+  private next = 0;
+  private run: (Run & { tagSet: Set<string> }) | null = null;
+  /** the last entry's tagged columns, checked against the run already */
+  private checked: string | null = null;
+  private done = false;
+
+  constructor(
+    private readonly db: Db,
+    private after: number,
+  ) {}
+
+  /** Why the entry is not where its run says, or null. */
+  async problem(e: typeof auditEntries.$inferSelect): Promise<string | null> {
+    while (!this.run || this.run.lastSeq < e.seq) {
+      const previous = this.run;
+      const next = await this.nextRun();
+      if (!next) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
+      if (previous && next.firstSeq <= previous.lastSeq) return `the runs ${previous.firstSeq}-${previous.lastSeq} and ${next.firstSeq}-${next.lastSeq} overlap: searches would show their entries twice`;
+      this.run = { ...next, tagSet: new Set(next.tags) };
+      this.checked = null;
+    }
+    const run = this.run;
+    if (run.firstSeq > e.seq) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
+    if (run.clientId !== e.clientId || run.at.getTime() !== e.at.getTime()) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq} of another client or time`;
+    const columns = `${e.department}\u001f${e.resourceCode}\u001f${e.itemCode}\u001f${e.operation}\u001f${e.outcome}`;
+    if (columns === this.checked) return null;
+    for (const [column, value] of [['department', e.department], ['resourceCode', e.resourceCode], ['itemCode', e.itemCode], ['operation', e.operation], ['outcome', e.outcome]] as const) {
+      if (value !== null && !run.tagSet.has(runTag(column, value))) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq}, whose tags do not name its ${column}: a search by it would not find the entry`;
+    }
+    this.checked = columns;
+    return null;
+  }
+
+  private async nextRun(): Promise<Run | null> {
+    if (this.next === this.runs.length) {
+      if (this.done) return null;
+      // a run lies within one batch, so within one month: the attached log's first entry begins one
+      this.runs = await this.db
+        .select({ firstSeq: auditRuns.firstSeq, lastSeq: auditRuns.lastSeq, at: auditRuns.at, clientId: auditRuns.clientId, tags: auditRuns.tags })
+        .from(auditRuns)
+        .where(gt(auditRuns.firstSeq, this.after))
+        .orderBy(asc(auditRuns.firstSeq))
+        .limit(10_000);
+      this.next = 0;
+      if (this.runs.length === 0) {
+        this.done = true;
+        return null;
+      }
+      this.after = this.runs.at(-1)!.firstSeq;
+    }
+    return this.runs[this.next++]!;
+  }
+}
+
 export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<crypto.KeyObject | undefined>): Promise<VerifyReport> {
   const started = Date.now();
   const checkpoints = (await db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.treeSize))).map((c) => c);
@@ -184,6 +248,7 @@ export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<cr
   };
   const first = await checkAt(expected - 1);
   if (first) return fail(first);
+  const runs = new RunCheck(db, expected - 1);
   for (let after = expected - 1; ; ) {
     const chunk = await db.select().from(auditEntries).where(gt(auditEntries.seq, after)).orderBy(asc(auditEntries.seq)).limit(10_000);
     if (chunk.length === 0) break;
@@ -192,6 +257,8 @@ export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<cr
       if (row.prevHash !== prev) return fail({ seq: row.seq, kind: 'PREV_HASH', message: `entry ${row.seq} does not follow entry ${row.seq - 1}` });
       const e: ChainedEntry = { ...row, at: row.at.toISOString() };
       if (chainHash(prev, e) !== row.hash) return fail({ seq: row.seq, kind: 'HASH', message: `entry ${row.seq} was altered: its content does not give its hash` });
+      const misplaced = await runs.problem(row);
+      if (misplaced) return fail({ seq: row.seq, kind: 'RUN', message: misplaced });
       prev = row.hash;
       range = extendRange(range, expected - 1, [leafHash(row.hash)]);
       const bad = await checkAt(expected);

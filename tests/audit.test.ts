@@ -337,6 +337,35 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(verifyConsistency(first.treeSize, second.treeSize, crypto.randomBytes(32), root, proof)).toBe(false);
   });
 
+  it('names the first entry its runs do not find: a run gone, one that misses a tag or names another client, runs that overlap', async () => {
+    const writer = new AuditWriter(tdb.database.db);
+    const seqs = await writer.appendMany(Array.from({ length: 4 }, (_, i) => ({ ...record(i), clientId: 'verify-runs', resourceCode: 'RES-V' })));
+    const first = seqs[0]!;
+    expect((await verify()).ok).toBe(true);
+    await owner(`create table saved_runs as select * from audit_runs where first_seq = ${first}`);
+    const restore = async () => {
+      await owner(`delete from audit_runs where first_seq >= ${first} and first_seq <= ${first + 3}`);
+      await owner(`insert into audit_runs select * from saved_runs`);
+      expect((await verify()).ok).toBe(true);
+    };
+    await owner(`delete from audit_runs where first_seq = ${first}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN' } });
+    await restore();
+    await owner(`update audit_runs set tags = array_remove(tags, 'r:RES-V') where first_seq = ${first}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN', message: expect.stringContaining('resourceCode') } });
+    await restore();
+    await owner(`update audit_runs set client_id = 'someone else' where first_seq = ${first}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN' } });
+    await restore();
+    // the run cut short, and its last entries in a run of their own that begins inside it
+    await owner(`update audit_runs set last_seq = ${first + 1} where first_seq = ${first}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first + 2, kind: 'RUN' } });
+    await owner(`insert into audit_runs select ${first + 1}, last_seq, at, client_id, tags from saved_runs`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first + 2, kind: 'RUN', message: expect.stringContaining('overlap') } });
+    await restore();
+    await owner(`drop table saved_runs`);
+  });
+
   it('names the first altered, deleted or reordered entry', async () => {
     expect((await verify()).ok).toBe(true);
     const original = async (seq: number) => (await rows<Record<string, unknown>>(tdb.database.db, sql`select subject from audit_entries where seq = ${seq}`))[0]!.subject as string;
