@@ -142,15 +142,18 @@ type Entry = typeof auditEntries.$inferSelect;
 
 /** The newest entries a filter with runs reads along the primary key before it walks the runs. */
 const NEWEST_WINDOW = 4096;
+/** How much further along the primary key a filter is read when the window found some matches, but not a page. */
+const DENSE_REACH = 65_536;
 
 /**
  * The newest `limit` entries a filter finds that lie below `before`, newest first. A subject or a case id is found
  * through the entries' GIN index. A client, a department, a resource (or a provider's resources), an item code, an
- * operation or an outcome is looked for first among the newest `window` entries, along the primary key, and
- * below them through the runs (audit_runs): those that carry it are walked newest first, more each round (1, 4, 16,
- * 64, then 256: a busy client's newest run usually fills a page alone), each read by seq range and time through the
- * primary key, until the page is full or the runs end. The filter's conditions are applied to the entries as well.
- * Anything else (a time range, or nothing) is read backwards along the primary key.
+ * operation or an outcome is looked for first among the newest `window` entries, along the primary key (and
+ * further, up to DENSE_REACH, where the matches there promise to fill the page), and below them through the runs
+ * (audit_runs): those that carry it are walked newest first, more each round (1, 4, 16, 64, then 256: a busy
+ * client's newest run usually fills a page alone), each read by seq range and time through the primary key, until
+ * the page is full or the runs end. The filter's conditions are applied to the entries as well. Anything else (a
+ * time range, or nothing) is read backwards along the primary key.
  */
 export async function newestEntries(db: Db, f: EntryFilter, limit: number, before?: number, window = NEWEST_WINDOW): Promise<Entry[]> {
   const conditions = entryConditions(f);
@@ -169,10 +172,18 @@ export async function newestEntries(db: Db, f: EntryFilter, limit: number, befor
   const [span = { first: null, last: null }] = await rows<{ first: number | null; last: number | null }>(db, sql`select min(${auditEntries.seq})::int8 as first, max(${auditEntries.seq})::int8 as last from ${auditEntries}`);
   if (span.first === null || span.last === null) return [];
   const end = before ?? span.last + 1;
-  const low = end - window;
+  let low = end - window;
   const out: Entry[] = await query([...conditions, gte(auditEntries.seq, low)], limit);
   // nothing below the oldest entry still in the log (months archived and detached keep their runs)
   if (out.length >= limit || low <= span.first) return out;
+  // matches there, but too few: read on along the primary key as far as they promise to fill the page, if that is
+  // not far (one entry in a hundred, spread over most runs, is cheaper read so than through the runs)
+  const reach = out.length === 0 ? Infinity : Math.ceil((((limit - out.length) * window) / out.length) * 1.5);
+  if (reach <= DENSE_REACH) {
+    out.push(...(await query([...conditions, lt(auditEntries.seq, low), gte(auditEntries.seq, low - reach)], limit - out.length)));
+    low -= reach;
+    if (out.length >= limit || low <= span.first) return out;
+  }
   // then the older ones through the runs, first the older entries of a run that reaches over the window's edge
   conditions.push(lt(auditEntries.seq, low));
   const run = { firstSeq: auditRuns.firstSeq, lastSeq: auditRuns.lastSeq, at: auditRuns.at };
