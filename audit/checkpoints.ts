@@ -1,5 +1,5 @@
 import type crypto from 'node:crypto';
-import { and, asc, desc, eq, gt, isNotNull, lte } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNotNull, lte, sql } from 'drizzle-orm';
 import { compactVerify, SignJWT } from 'jose';
 import type { KeyRing } from '../auth/keys.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
@@ -132,11 +132,8 @@ export interface VerifyReport {
   seconds: number;
 }
 
-/**
- * Recomputes the whole chain and every checkpoint's tree head and signature; stops at the first entry that does
- * not match and names it. `keyFor` gives the public key of an audit-key kid (from the JWKS).
- */
 type Run = Pick<typeof auditRuns.$inferSelect, 'firstSeq' | 'lastSeq' | 'at' | 'clientId' | 'tags'>;
+type TaggedColumns = Pick<typeof auditEntries.$inferSelect, 'department' | 'resourceCode' | 'itemCode' | 'operation' | 'outcome'>;
 
 /**
  * The runs (audit_runs) alongside the entries, in order: each entry must lie in exactly one, of its client and time,
@@ -148,13 +145,18 @@ class RunCheck {
   private runs: Run[] = [];
   private next = 0;
   private run: (Run & { tagSet: Set<string> }) | null = null;
-  /** the last entry's tagged columns, checked against the run already */
-  private checked: string | null = null;
+  /** the entry before, whose tagged columns were checked against the run already */
+  private checked: TaggedColumns | null = null;
   private done = false;
+  /** the last run read, and how many read have its (first_seq, last_seq): the next page begins after them */
+  private last: Run | null = null;
+  private alikeRead = 0;
 
   constructor(
     private readonly db: Db,
-    private after: number,
+    /** the last entry of the archived months: runs that end after it are the attached log's */
+    private readonly boundary: number,
+    private readonly pageSize: number,
   ) {}
 
   /** Why the entry is not where its run says, or null. */
@@ -163,44 +165,68 @@ class RunCheck {
       const previous = this.run;
       const next = await this.nextRun();
       if (!next) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
-      if (previous && next.firstSeq <= previous.lastSeq) return `the runs ${previous.firstSeq}-${previous.lastSeq} and ${next.firstSeq}-${next.lastSeq} overlap: searches would show their entries twice`;
+      if (previous && next.firstSeq <= previous.lastSeq) return overlap(previous, next);
       this.run = { ...next, tagSet: new Set(next.tags) };
       this.checked = null;
     }
     const run = this.run;
     if (run.firstSeq > e.seq) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
     if (run.clientId !== e.clientId || run.at.getTime() !== e.at.getTime()) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq} of another client or time`;
-    const columns = `${e.department}\u001f${e.resourceCode}\u001f${e.itemCode}\u001f${e.operation}\u001f${e.outcome}`;
-    if (columns === this.checked) return null;
+    const c = this.checked;
+    if (c && c.department === e.department && c.resourceCode === e.resourceCode && c.itemCode === e.itemCode && c.operation === e.operation && c.outcome === e.outcome) return null;
     for (const [column, value] of [['department', e.department], ['resourceCode', e.resourceCode], ['itemCode', e.itemCode], ['operation', e.operation], ['outcome', e.outcome]] as const) {
       if (value !== null && !run.tagSet.has(runTag(column, value))) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq}, whose tags do not name its ${column}: a search by it would not find the entry`;
     }
-    this.checked = columns;
+    this.checked = e;
     return null;
+  }
+
+  /**
+   * After the last entry checked: a run that begins at or before it would overlap the runs checked. (Runs of entries
+   * committed since the entries were read begin after it.)
+   */
+  async rest(lastSeq: number): Promise<string | null> {
+    const next = await this.nextRun();
+    return next && this.run && next.firstSeq <= lastSeq ? overlap(this.run, next) : null;
   }
 
   private async nextRun(): Promise<Run | null> {
     if (this.next === this.runs.length) {
       if (this.done) return null;
-      // a run lies within one batch, so within one month: the attached log's first entry begins one
-      this.runs = await this.db
+      // in order of (first_seq, last_seq); runs have no key of their own, so a page begins at the last one read, and
+      // the ones of its (first_seq, last_seq) already read are skipped: two alike are both read, even across pages
+      const last = this.last;
+      const page = await this.db
         .select({ firstSeq: auditRuns.firstSeq, lastSeq: auditRuns.lastSeq, at: auditRuns.at, clientId: auditRuns.clientId, tags: auditRuns.tags })
         .from(auditRuns)
-        .where(gt(auditRuns.firstSeq, this.after))
-        .orderBy(asc(auditRuns.firstSeq))
-        .limit(10_000);
+        .where(last ? sql`(${auditRuns.firstSeq}, ${auditRuns.lastSeq}) >= (${last.firstSeq}::int8, ${last.lastSeq}::int8)` : gt(auditRuns.lastSeq, this.boundary))
+        .orderBy(asc(auditRuns.firstSeq), asc(auditRuns.lastSeq))
+        .limit(this.pageSize + this.alikeRead);
+      this.runs = page.slice(this.alikeRead);
       this.next = 0;
       if (this.runs.length === 0) {
         this.done = true;
         return null;
       }
-      this.after = this.runs.at(-1)!.firstSeq;
+      const end = this.runs.at(-1)!;
+      const alike = this.runs.filter((r) => r.firstSeq === end.firstSeq && r.lastSeq === end.lastSeq).length;
+      this.alikeRead = last && last.firstSeq === end.firstSeq && last.lastSeq === end.lastSeq ? this.alikeRead + alike : alike;
+      this.last = end;
     }
     return this.runs[this.next++]!;
   }
 }
 
-export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<crypto.KeyObject | undefined>): Promise<VerifyReport> {
+function overlap(a: Run, b: Run): string {
+  return `the runs ${a.firstSeq}-${a.lastSeq} and ${b.firstSeq}-${b.lastSeq} overlap: searches would show their entries twice`;
+}
+
+/**
+ * Recomputes the whole chain and every checkpoint's tree head and signature, and checks the runs alongside
+ * (RunCheck); stops at the first entry that does not match and names it. `keyFor` gives the public key of an
+ * audit-key kid (from the JWKS).
+ */
+export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<crypto.KeyObject | undefined>, options: { runPage?: number } = {}): Promise<VerifyReport> {
   const started = Date.now();
   const checkpoints = (await db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.treeSize))).map((c) => c);
   // Archived months: each archive must begin where the one before it ended; the attached log begins after the last.
@@ -248,7 +274,7 @@ export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<cr
   };
   const first = await checkAt(expected - 1);
   if (first) return fail(first);
-  const runs = new RunCheck(db, expected - 1);
+  const runs = new RunCheck(db, expected - 1, options.runPage ?? 10_000);
   for (let after = expected - 1; ; ) {
     const chunk = await db.select().from(auditEntries).where(gt(auditEntries.seq, after)).orderBy(asc(auditEntries.seq)).limit(10_000);
     if (chunk.length === 0) break;
@@ -267,6 +293,8 @@ export async function verifyAuditLog(db: Db, keyFor: (kid: string) => Promise<cr
     }
     after = chunk.at(-1)!.seq;
   }
+  const trailing = expected > 1 ? await runs.rest(expected - 1) : null;
+  if (trailing) return fail({ seq: expected - 1, kind: 'RUN', message: trailing });
   if (next < checkpoints.length) {
     const c = checkpoints[next]!;
     return fail({ seq: c.treeSize, kind: 'CHECKPOINT_BEYOND_LOG', message: `checkpoint at tree size ${c.treeSize} covers entries the log no longer holds (it ends at ${expected - 1})` });

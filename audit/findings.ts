@@ -149,13 +149,13 @@ const DENSE_REACH = 65_536;
  * The newest `limit` entries a filter finds that lie below `before`, newest first. A subject or a case id is found
  * through the entries' GIN index. A client, a department, a resource (or a provider's resources), an item code, an
  * operation or an outcome is looked for first among the newest `window` entries, along the primary key (and
- * further, up to DENSE_REACH, where the matches there promise to fill the page), and below them through the runs
+ * further, up to `reach`, where the matches there promise to fill the page), and below them through the runs
  * (audit_runs): those that carry it are walked newest first, more each round (1, 4, 16, 64, then 256: a busy
  * client's newest run usually fills a page alone), each read by seq range and time through the primary key, until
  * the page is full or the runs end. The filter's conditions are applied to the entries as well. Anything else (a
  * time range, or nothing) is read backwards along the primary key.
  */
-export async function newestEntries(db: Db, f: EntryFilter, limit: number, before?: number, window = NEWEST_WINDOW): Promise<Entry[]> {
+export async function newestEntries(db: Db, f: EntryFilter, limit: number, before?: number, { window = NEWEST_WINDOW, reach: maxReach = DENSE_REACH } = {}): Promise<Entry[]> {
   const conditions = entryConditions(f);
   if (before !== undefined) conditions.push(lt(auditEntries.seq, before));
   const query = (where: SQL[], n: number) =>
@@ -177,9 +177,11 @@ export async function newestEntries(db: Db, f: EntryFilter, limit: number, befor
   // nothing below the oldest entry still in the log (months archived and detached keep their runs)
   if (out.length >= limit || low <= span.first) return out;
   // matches there, but too few: read on along the primary key as far as they promise to fill the page, if that is
-  // not far (one entry in a hundred, spread over most runs, is cheaper read so than through the runs)
-  const reach = out.length === 0 ? Infinity : Math.ceil((((limit - out.length) * window) / out.length) * 1.5);
-  if (reach <= DENSE_REACH) {
+  // not far (one entry in a hundred, spread over most runs, is cheaper read so than through the runs). Matches of
+  // fewer than three batches promise nothing: one read of a rare filter can fall in the window
+  const batches = new Set(out.map((e) => e.at.getTime())).size;
+  const reach = batches < 3 ? Infinity : Math.ceil((((limit - out.length) * window) / out.length) * 1.5);
+  if (reach <= maxReach) {
     out.push(...(await query([...conditions, lt(auditEntries.seq, low), gte(auditEntries.seq, low - reach)], limit - out.length)));
     low -= reach;
     if (out.length >= limit || low <= span.first) return out;

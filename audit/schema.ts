@@ -92,7 +92,7 @@ export const auditRuns = pgTable(
   (t) => [
     index('audit_runs_client_idx').on(t.clientId, t.lastSeq),
     // hub audit verify reads the runs alongside the entries, in order
-    index('audit_runs_first_seq_idx').on(t.firstSeq),
+    index('audit_runs_first_seq_idx').on(t.firstSeq, t.lastSeq),
     // without a pending list: a run is one row a batch and client, and a query would read the whole list each time
     index('audit_runs_tags_idx').using('gin', t.tags).with({ fastupdate: false }),
   ],

@@ -169,7 +169,7 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(await runProblems(tdb.database.db)).toBe(0);
     for (const [k, s] of odd.entries()) {
       if (s === '') continue; // an empty filter is no filter
-      expect((await newestEntries(tdb.database.db, { resourceCode: s, itemCode: s, department: s }, 5, undefined, 0)).map((e) => e.seq), s).toEqual([seqs[k]]);
+      expect((await newestEntries(tdb.database.db, { resourceCode: s, itemCode: s, department: s }, 5, undefined, { window: 0 })).map((e) => e.seq), s).toEqual([seqs[k]]);
     }
   });
 
@@ -226,10 +226,10 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       await db.transaction((tx) => appendInTransaction(tx, [rec('run-a', 8), rec('run-b', 8), rec('run-a', 8, { outcome: 'NOT_FOUND' })]));
     }
     const scan = async (where: SQL) => (await rows<{ seq: number }>(db, sql`select seq from audit_entries where ${where} order by seq desc`)).map((r) => r.seq);
-    const paged = async (filter: EntryFilter, size: number, window: number) => {
+    const paged = async (filter: EntryFilter, size: number, window: number, reach: number) => {
       const seen: number[] = [];
       for (let before: number | undefined; ; ) {
-        const page = await newestEntries(db, filter, size, before, window);
+        const page = await newestEntries(db, filter, size, before, { window, reach });
         seen.push(...page.map((e) => e.seq));
         if (page.length < size) return seen;
         before = page.at(-1)!.seq;
@@ -261,9 +261,10 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     for (const [filter, where, count] of cases) {
       const all = await scan(where);
       if (count >= 0) expect(all.length, JSON.stringify(filter)).toBe(count);
-      // the newest entries along the primary key, the runs below them, or the runs alone
-      for (const window of [4096, 7, 0]) {
-        for (const size of [1, 4, 50]) expect(await paged(filter, size, window), `${JSON.stringify(filter)} window ${window} size ${size}`).toEqual(all);
+      // the newest entries along the primary key (and on, as far as the matches there promise a page, or not), the runs
+      // below them, or the runs alone
+      for (const [window, reach] of [[4096, 65_536], [40, 65_536], [40, 10], [7, 65_536], [0, 0]] as const) {
+        for (const size of [1, 4, 50]) expect(await paged(filter, size, window, reach), `${JSON.stringify(filter)} window ${window} reach ${reach} size ${size}`).toEqual(all);
       }
     }
     // every entry is in one run, with its client and its time, and a run's tags are its entries' own
@@ -337,33 +338,85 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
     expect(verifyConsistency(first.treeSize, second.treeSize, crypto.randomBytes(32), root, proof)).toBe(false);
   });
 
-  it('names the first entry its runs do not find: a run gone, one that misses a tag or names another client, runs that overlap', async () => {
+  it('reads on along the primary key when the newest entries promise a page, as far as the reach allows', async () => {
+    const db = tdb.database.db;
+    const writer = new AuditWriter(db);
+    // thirty batches of five entries, one of them refused in each: one entry in five, spread over every batch
+    const seqs: number[] = [];
+    for (let b = 0; b < 30; b++) {
+      seqs.push(...(await writer.appendMany(Array.from({ length: 5 }, (_, i) => ({ ...record(i), clientId: 'dense', outcome: i === 2 ? ('REFUSED' as const) : ('RETURNED' as const) })))));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const refused = (await rows<{ seq: number }>(db, sql`select seq from audit_entries where client_id = 'dense' and outcome = 'REFUSED' order by seq desc`)).map((r) => r.seq);
+    const filter = { clientId: 'dense', outcome: 'REFUSED' };
+    const page = (reach: number) => newestEntries(db, filter, 10, undefined, { window: 20, reach }).then((p) => p.map((e) => e.seq));
+    // without their runs only the primary key finds them: four in the newest twenty, and the rest of the page on
+    await owner(`create table saved_dense as select * from audit_runs where client_id = 'dense'`);
+    await owner(`delete from audit_runs where client_id = 'dense'`);
+    try {
+      expect(await page(1000)).toEqual(refused.slice(0, 10));
+      // a reach too short to fill the page is not taken: the runs are walked instead (and here find nothing)
+      expect(await page(10)).toEqual(refused.slice(0, 4));
+    } finally {
+      await owner(`insert into audit_runs select * from saved_dense`);
+      await owner(`drop table saved_dense`);
+    }
+    expect(await page(10)).toEqual(refused.slice(0, 10));
+  });
+
+  it('names the first entry its runs do not find: a run gone, cut short, retagged, of another client or time, runs that overlap or repeat', async () => {
     const writer = new AuditWriter(tdb.database.db);
+    // two batches alike (two runs whose entries have the same columns), and one after them
     const seqs = await writer.appendMany(Array.from({ length: 4 }, (_, i) => ({ ...record(i), clientId: 'verify-runs', resourceCode: 'RES-V' })));
+    const second = await writer.appendMany(Array.from({ length: 2 }, (_, i) => ({ ...record(i), clientId: 'verify-runs', resourceCode: 'RES-V' })));
+    await writer.append({ ...record(9), clientId: 'verify-after' });
     const first = seqs[0]!;
     expect((await verify()).ok).toBe(true);
-    await owner(`create table saved_runs as select * from audit_runs where first_seq = ${first}`);
+    await owner(`create table saved_runs as select * from audit_runs where first_seq in (${first}, ${second[0]})`);
     const restore = async () => {
-      await owner(`delete from audit_runs where first_seq >= ${first} and first_seq <= ${first + 3}`);
+      await owner(`delete from audit_runs where first_seq >= ${first} and first_seq <= ${second[1]}`);
       await owner(`insert into audit_runs select * from saved_runs`);
       expect((await verify()).ok).toBe(true);
     };
+    // a run gone, with runs after it
     await owner(`delete from audit_runs where first_seq = ${first}`);
-    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN' } });
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN', message: expect.stringContaining('in no run') } });
     await restore();
     await owner(`update audit_runs set tags = array_remove(tags, 'r:RES-V') where first_seq = ${first}`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN', message: expect.stringContaining('resourceCode') } });
     await restore();
+    // the second of two runs alike retagged: checked afresh, not taken for the first
+    await owner(`update audit_runs set tags = array_remove(tags, 'r:RES-V') where first_seq = ${second[0]}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: second[0], kind: 'RUN', message: expect.stringContaining('resourceCode') } });
+    await restore();
     await owner(`update audit_runs set client_id = 'someone else' where first_seq = ${first}`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN' } });
     await restore();
+    await owner(`update audit_runs set at = at + interval '1 millisecond' where first_seq = ${first}`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first, kind: 'RUN', message: expect.stringContaining('another client or time') } });
+    await restore();
     // the run cut short, and its last entries in a run of their own that begins inside it
     await owner(`update audit_runs set last_seq = ${first + 1} where first_seq = ${first}`);
-    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first + 2, kind: 'RUN' } });
-    await owner(`insert into audit_runs select ${first + 1}, last_seq, at, client_id, tags from saved_runs`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: first + 2, kind: 'RUN', message: expect.stringContaining('in no run') } });
+    await owner(`insert into audit_runs select ${first + 1}, last_seq, at, client_id, tags from saved_runs where first_seq = ${first}`);
     expect(await verify()).toMatchObject({ ok: false, problem: { seq: first + 2, kind: 'RUN', message: expect.stringContaining('overlap') } });
     await restore();
+    // a run twice, read a run a page (the two on either side of a page's edge), and the newest run twice
+    await owner(`insert into audit_runs select * from saved_runs where first_seq = ${first}`);
+    expect(await verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid), { runPage: 1 })).toMatchObject({ ok: false, problem: { kind: 'RUN', message: expect.stringContaining('overlap') } });
+    await restore();
+    expect((await verifyAuditLog(tdb.database.db, (kid) => auditPublicKey(tdb.database.db, kid), { runPage: 1 })).ok).toBe(true);
+    await owner(`create table saved_after as select * from audit_runs where client_id = 'verify-after'`);
+    await owner(`insert into audit_runs select * from saved_after`);
+    expect(await verify()).toMatchObject({ ok: false, problem: { kind: 'RUN', message: expect.stringContaining('overlap') } });
+    // and gone, with a run after it
+    await owner(`delete from audit_runs where client_id = 'verify-after'`);
+    await writer.append({ ...record(10), clientId: 'verify-later' });
+    expect(await verify()).toMatchObject({ ok: false, problem: { seq: second[1]! + 1, kind: 'RUN', message: expect.stringContaining('in no run') } });
+    await owner(`insert into audit_runs select * from saved_after`);
+    expect((await verify()).ok).toBe(true);
     await owner(`drop table saved_runs`);
+    await owner(`drop table saved_after`);
   });
 
   it('names the first altered, deleted or reordered entry', async () => {

@@ -33,7 +33,7 @@ FROM (
 ) "e" GROUP BY "at", "client_id", "island";--> statement-breakpoint
 CREATE INDEX "audit_runs_client_idx" ON "audit_runs" USING btree ("client_id","last_seq");--> statement-breakpoint
 -- for hub audit verify, which reads the runs alongside the entries, in order
-CREATE INDEX "audit_runs_first_seq_idx" ON "audit_runs" USING btree ("first_seq");--> statement-breakpoint
+CREATE INDEX "audit_runs_first_seq_idx" ON "audit_runs" USING btree ("first_seq","last_seq");--> statement-breakpoint
 CREATE INDEX "audit_runs_tags_idx" ON "audit_runs" USING gin ("tags") WITH (fastupdate = off);--> statement-breakpoint
 REVOKE UPDATE, DELETE, TRUNCATE ON "audit_runs" FROM hub_app;--> statement-breakpoint
 DROP TABLE "audit_client_runs";--> statement-breakpoint
