@@ -5,7 +5,7 @@ import type { KeyRing } from '../auth/keys.ts';
 import { advisoryXactLock, type Db } from '../db/index.ts';
 import { HubError } from '../core/errors.ts';
 import { extendRange, inclusionProof, consistencyProof, leafHash, rangePieces, rootOfRange, GENESIS_HASH, chainHash, type ChainedEntry, type TreeLeaves } from './chain.ts';
-import { auditArchives, auditCheckpoints, auditEntries, auditRuns, runTag } from './schema.ts';
+import { auditArchives, auditCheckpoints, auditEntries, auditRuns, RUN_TAG_COLUMNS, runTag, type RunTagColumn } from './schema.ts';
 
 export type Checkpoint = typeof auditCheckpoints.$inferSelect;
 export const CHECKPOINT_TYP = 'audit-checkpoint+jwt';
@@ -133,7 +133,7 @@ export interface VerifyReport {
 }
 
 type Run = Pick<typeof auditRuns.$inferSelect, 'firstSeq' | 'lastSeq' | 'at' | 'clientId' | 'tags'>;
-type TaggedColumns = Pick<typeof auditEntries.$inferSelect, 'department' | 'resourceCode' | 'itemCode' | 'operation' | 'outcome'>;
+type TaggedColumns = Pick<typeof auditEntries.$inferSelect, RunTagColumn>;
 
 /**
  * The runs (audit_runs) alongside the entries, in order: each entry must lie in exactly one, of its client and time,
@@ -164,17 +164,18 @@ class RunCheck {
     while (!this.run || this.run.lastSeq < e.seq) {
       const previous = this.run;
       const next = await this.nextRun();
-      if (!next) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
+      if (!next) return inNoRun(e.seq);
       if (previous && next.firstSeq <= previous.lastSeq) return overlap(previous, next);
       this.run = { ...next, tagSet: new Set(next.tags) };
       this.checked = null;
     }
     const run = this.run;
-    if (run.firstSeq > e.seq) return `entry ${e.seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
+    if (run.firstSeq > e.seq) return inNoRun(e.seq);
     if (run.clientId !== e.clientId || run.at.getTime() !== e.at.getTime()) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq} of another client or time`;
-    const c = this.checked;
-    if (c && c.department === e.department && c.resourceCode === e.resourceCode && c.itemCode === e.itemCode && c.operation === e.operation && c.outcome === e.outcome) return null;
-    for (const [column, value] of [['department', e.department], ['resourceCode', e.resourceCode], ['itemCode', e.itemCode], ['operation', e.operation], ['outcome', e.outcome]] as const) {
+    const checked = this.checked;
+    if (checked && RUN_TAG_COLUMNS.every((column) => checked[column] === e[column])) return null;
+    for (const column of RUN_TAG_COLUMNS) {
+      const value = e[column];
       if (value !== null && !run.tagSet.has(runTag(column, value))) return `entry ${e.seq} lies in the run ${run.firstSeq}-${run.lastSeq}, whose tags do not name its ${column}: a search by it would not find the entry`;
     }
     this.checked = e;
@@ -215,6 +216,10 @@ class RunCheck {
     }
     return this.runs[this.next++]!;
   }
+}
+
+function inNoRun(seq: number): string {
+  return `entry ${seq} is in no run: a search by client, department, resource, item code, operation or outcome would not find it`;
 }
 
 function overlap(a: Run, b: Run): string {

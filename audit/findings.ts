@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gte, gt, inArray, lt, lte, or, type SQL } from 'dri
 import { sql } from 'drizzle-orm';
 import { isValidIdNumber, maskIdNumber } from '../core/ids.ts';
 import { arrayLiteral, rows, type Db } from '../db/index.ts';
-import { auditEntries, auditRuns, caseIs, runTag, subjectIs, type RunTagColumn } from './schema.ts';
+import { auditEntries, auditRuns, caseIs, RUN_TAG_COLUMNS, runTag, subjectIs } from './schema.ts';
 
 export type FindingKind = 'READ_WITHOUT_CASE' | 'REFUSED_READ' | 'VOLUME_SPIKE' | 'OFF_HOURS';
 
@@ -94,13 +94,7 @@ export interface EntryFilter {
 }
 
 /** The filters a run's tags answer, and the entries' columns they name. */
-const TAGGED = [
-  ['department', auditEntries.department],
-  ['resourceCode', auditEntries.resourceCode],
-  ['itemCode', auditEntries.itemCode],
-  ['operation', auditEntries.operation],
-  ['outcome', auditEntries.outcome],
-] as const satisfies readonly (readonly [RunTagColumn, unknown])[];
+const TAGGED = RUN_TAG_COLUMNS.map((key) => [key, auditEntries[key]] as const);
 
 /** The codes of the resources a department provides now. */
 const providedBy = (department: string) => sql`(select code from resources where current and provider_code = ${department})`;

@@ -68,8 +68,21 @@ export function caseIs(caseId: string): SQL {
 const RUN_TAG_LETTERS = { department: 'd', resourceCode: 'r', itemCode: 'i', operation: 'o', outcome: 'x' } as const;
 export type RunTagColumn = keyof typeof RUN_TAG_LETTERS;
 
+/** The columns a run's tags name, in one order for the writer, the queries and verification alike. */
+export const RUN_TAG_COLUMNS = Object.keys(RUN_TAG_LETTERS) as RunTagColumn[];
+
 export function runTag(column: RunTagColumn, value: string): string {
   return `${RUN_TAG_LETTERS[column]}:${value}`;
+}
+
+/** An entry's run tags: one for each tagged column that holds a value. */
+export function entryTags(e: { readonly [K in RunTagColumn]: string | null }): string[] {
+  const tags: string[] = [];
+  for (const column of RUN_TAG_COLUMNS) {
+    const value = e[column];
+    if (value !== null) tags.push(runTag(column, value));
+  }
+  return tags;
 }
 
 /**

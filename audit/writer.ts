@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import { advisoryXactLock, arrayLiteral, pgPool, separatedList, Statement, type Db } from '../db/index.ts';
 import { chainHashOf, entrySegments, entryTextsWith, GENESIS_HASH, type CanonicalJson, type EntrySegments, type SharedFields } from './chain.ts';
 import { ensurePartitions, monthOf } from './months.ts';
-import { auditEntries, runTag } from './schema.ts';
+import { auditEntries, entryTags } from './schema.ts';
 
 /** What a caller records; the writer adds the sequence number, the time and the chain. */
 export interface AuditRecord {
@@ -87,17 +87,6 @@ function sharedOf(r: AuditRecord, at: string): SharedFields {
   };
 }
 
-/** A kind's run tags (audit/schema.ts runTag), from its columns in kindOf's order. */
-function tagsOf(columns: readonly (string | null)[]): string[] {
-  const tags: string[] = [];
-  const [, department, , itemCode, , operation, resourceCode, , outcome] = columns;
-  if (department != null) tags.push(runTag('department', department));
-  if (resourceCode != null) tags.push(runTag('resourceCode', resourceCode));
-  if (itemCode != null) tags.push(runTag('itemCode', itemCode));
-  tags.push(runTag('operation', operation!), runTag('outcome', outcome!));
-  return tags;
-}
-
 /** Whether two records share their kind columns (a read's records do, and usually their 信息项 list too). */
 function sameShared(a: AuditRecord, b: AuditRecord): boolean {
   if (a.operation !== b.operation || a.outcome !== b.outcome) return false;
@@ -129,6 +118,8 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   const details: (string | null)[] = new Array<string | null>(n);
   const hashes: string[] = new Array<string>(n);
   const kinds: (string | null)[][] = [];
+  /** each kind's run tags, in the order of kinds */
+  const kindTags: string[][] = [];
   const kindByKey = new Map<string, number>();
   let kind = 0;
   let segments: EntrySegments | undefined;
@@ -156,6 +147,7 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
       let ix = kindByKey.get(key);
       if (ix === undefined) {
         kinds.push(columns);
+        kindTags.push(entryTags(shared));
         kindByKey.set(key, (ix = kinds.length)); // 1-based, as WITH ORDINALITY counts
       }
       kind = ix;
@@ -180,7 +172,6 @@ function chain(head: Head, records: readonly AuditRecord[]): ChainedBatch {
   // against 1.3 ms, a twentieth of the statement's time in the database)
   params.push(`{${kindIx.join(',')}}`, arrayLiteral(subjects), separatedList(details, 'N'), separatedList(hashes), head.hash);
   params.push(monthOf(new Date(at)).partition);
-  const kindTags = kinds.map(tagsOf);
   const runTags = runKinds.map((ks) => arrayLiteral(ks.length === 1 ? kindTags[ks[0]! - 1]! : [...new Set(ks.flatMap((k) => kindTags[k - 1]!))]));
   params.push(`{${runFirst.join(',')}}`, `{${runLast.join(',')}}`, arrayLiteral(runClient), arrayLiteral(runTags));
   return { seqs, at, lastHash: prev, params };

@@ -268,23 +268,22 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
       res.status(403).json({ error: 'FORBIDDEN', message: 'the export needs the auditor role' });
       return;
     }
-    const q = req.query as Record<string, unknown>;
-    const repeated = Object.keys(q).find((k) => typeof q[k] !== 'string');
+    const repeated = Object.keys(req.query).find((k) => typeof req.query[k] !== 'string');
     if (repeated) {
       res.status(400).json({ error: 'BAD_USER_INPUT', message: `${repeated} is given more than once, or not as a text` });
       return;
     }
-    const text = (k: string) => q[k] as string | undefined;
+    const q = req.query as Record<string, string | undefined>;
     const format = q.format === 'jsonl' ? 'jsonl' : q.format === 'csv' || q.format === undefined ? 'csv' : null;
-    const from = q.from ? new Date(text('from')!) : undefined;
-    const to = q.to ? new Date(text('to')!) : undefined;
+    const from = q.from ? new Date(q.from) : undefined;
+    const to = q.to ? new Date(q.to) : undefined;
     if (!format || (from && Number.isNaN(from.getTime())) || (to && Number.isNaN(to.getTime()))) {
       res.status(400).json({ error: 'BAD_USER_INPUT', message: 'format is csv or jsonl; from and to are ISO instants' });
       return;
     }
     // the filters of accessLog, by the same names
     const filter: EntryFilter = { from, to };
-    for (const k of ['clientId', 'department', 'resourceCode', 'subject', 'itemCode', 'caseId', 'operation', 'outcome'] as const) filter[k] = text(k);
+    for (const k of ['clientId', 'department', 'resourceCode', 'subject', 'itemCode', 'caseId', 'operation', 'outcome'] as const) filter[k] = q[k];
     // the export is recorded before any entry leaves the hub
     await services.audit.append({ clientId: principal.clientId, department: principal.department, operation: 'AUDIT_EXPORT', outcome: 'DONE', requestId: req.get('x-request-id') ?? null, details: { format, ...q } });
     res.status(200).set({
