@@ -1,6 +1,8 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { appendInTransaction } from '../audit/writer.ts';
+import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { notify, type Database, type Db } from '../db/index.ts';
@@ -68,8 +70,19 @@ export interface CreateClientInput {
 
 export const CLIENT_PERMISSIONS = ['withhold'] as const;
 
+/**
+ * The audit entry of an act on a client, in the act's transaction. These acts run from the command line (no
+ * principal: the actor is 'hub-cli') or for an admin; the entry names the client acted on and its key ids, never
+ * key material.
+ */
+async function auditClientAct(tx: Db, actor: Actor, operation: string, clientId: string, extra: { reason?: string | null; details?: Record<string, unknown> } = {}): Promise<void> {
+  await appendInTransaction(tx, [
+    { clientId: actor.clientId, department: actor.department, operation, outcome: 'DONE', reason: extra.reason ?? null, requestId: actor.requestId ?? null, details: { client: clientId, ...extra.details } },
+  ]);
+}
+
 /** Registers a client system with its first public key. */
-export async function createClient(db: Db, input: CreateClientInput): Promise<ClientRecord> {
+export async function createClient(db: Db, input: CreateClientInput, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
   const name = input.name.trim();
   if (!name) throw badInput('name', 'a client needs a name');
   const roles = parseRoles(input.roles);
@@ -90,6 +103,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
       .returning({ clientId: clients.clientId });
     if (inserted.length === 0) throw new HubError('CONFLICT', `client ${clientId} already exists`);
     await tx.insert(clientKeys).values({ clientId, kid: key.kid, jwk: key.jwk });
+    await auditClientAct(tx, actor, 'CLIENT_CREATE', clientId, { details: { name, department: input.department, roles, permissions, kid: key.kid } });
     await notify(tx, CLIENTS_CHANNEL, clientId);
   });
   return (await getClient(db, clientId))!;
@@ -132,7 +146,7 @@ async function changed(tx: Db, clientId: string): Promise<void> {
 }
 
 /** Disables a client: its assertions and the access tokens it already holds are refused from now on. */
-export async function disableClient(db: Db, clientId: string, reason: string): Promise<ClientRecord> {
+export async function disableClient(db: Db, clientId: string, reason: string, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
   await db.transaction(async (tx) => {
     const r = await tx
       .update(clients)
@@ -140,12 +154,13 @@ export async function disableClient(db: Db, clientId: string, reason: string): P
       .where(eq(clients.clientId, clientId))
       .returning({ clientId: clients.clientId });
     if (r.length === 0) throw notFound(`client ${clientId}`);
+    await auditClientAct(tx, actor, 'CLIENT_DISABLE', clientId, { reason });
     await changed(tx, clientId);
   });
   return (await getClient(db, clientId))!;
 }
 
-export async function enableClient(db: Db, clientId: string): Promise<ClientRecord> {
+export async function enableClient(db: Db, clientId: string, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
   await db.transaction(async (tx) => {
     const r = await tx
       .update(clients)
@@ -153,6 +168,7 @@ export async function enableClient(db: Db, clientId: string): Promise<ClientReco
       .where(eq(clients.clientId, clientId))
       .returning({ clientId: clients.clientId });
     if (r.length === 0) throw notFound(`client ${clientId}`);
+    await auditClientAct(tx, actor, 'CLIENT_ENABLE', clientId);
     await changed(tx, clientId);
   });
   return (await getClient(db, clientId))!;
@@ -162,25 +178,39 @@ export async function enableClient(db: Db, clientId: string): Promise<ClientReco
  * Adds a public key; with `replace`, the client's other keys are revoked in the same transaction (key
  * replacement). Without it both keys work, so a client can roll its key over without downtime.
  */
-export async function addClientKey(db: Db, clientId: string, jwk: unknown, options: { replace?: boolean } = {}): Promise<ClientRecord> {
+export async function addClientKey(db: Db, clientId: string, jwk: unknown, options: { replace?: boolean } = {}, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
+  return putClientKey(db, clientId, jwk, Boolean(options.replace), 'CLIENT_ADD_KEY', actor);
+}
+
+/**
+ * `hub clients rotate-key`: a key the hub made takes over; the old keys are revoked unless `keepOld` (revoke them
+ * later, once the client system uses the new one).
+ */
+export async function rotateClientKey(db: Db, clientId: string, jwk: unknown, options: { keepOld?: boolean } = {}, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
+  return putClientKey(db, clientId, jwk, !options.keepOld, 'CLIENT_ROTATE_KEY', actor);
+}
+
+async function putClientKey(db: Db, clientId: string, jwk: unknown, replace: boolean, operation: 'CLIENT_ADD_KEY' | 'CLIENT_ROTATE_KEY', actor: Actor): Promise<ClientRecord> {
   const key = await normalisePublicJwk(jwk);
   await db.transaction(async (tx) => {
     const [c] = await tx.select({ clientId: clients.clientId }).from(clients).where(eq(clients.clientId, clientId));
     if (!c) throw notFound(`client ${clientId}`);
-    if (options.replace) {
-      await tx
-        .update(clientKeys)
-        .set({ revokedAt: sql`now()` })
-        .where(and(eq(clientKeys.clientId, clientId), isNull(clientKeys.revokedAt)));
-    }
+    const revoked = replace
+      ? await tx
+          .update(clientKeys)
+          .set({ revokedAt: sql`now()` })
+          .where(and(eq(clientKeys.clientId, clientId), isNull(clientKeys.revokedAt)))
+          .returning({ kid: clientKeys.kid })
+      : [];
     const inserted = await tx.insert(clientKeys).values({ clientId, kid: key.kid, jwk: key.jwk }).onConflictDoNothing().returning();
     if (inserted.length === 0) throw new HubError('CONFLICT', `client ${clientId} already has a key with kid ${key.kid}`);
+    await auditClientAct(tx, actor, operation, clientId, { details: { kid: key.kid, revoked: revoked.map((k) => k.kid) } });
     await changed(tx, clientId);
   });
   return (await getClient(db, clientId))!;
 }
 
-export async function revokeClientKey(db: Db, clientId: string, kid: string): Promise<ClientRecord> {
+export async function revokeClientKey(db: Db, clientId: string, kid: string, actor: Actor = CLI_ACTOR): Promise<ClientRecord> {
   await db.transaction(async (tx) => {
     const r = await tx
       .update(clientKeys)
@@ -188,6 +218,7 @@ export async function revokeClientKey(db: Db, clientId: string, kid: string): Pr
       .where(and(eq(clientKeys.clientId, clientId), eq(clientKeys.kid, kid), isNull(clientKeys.revokedAt)))
       .returning();
     if (r.length === 0) throw notFound(`active key ${kid} of client ${clientId}`);
+    await auditClientAct(tx, actor, 'CLIENT_REVOKE_KEY', clientId, { details: { kid } });
     await changed(tx, clientId);
   });
   return (await getClient(db, clientId))!;

@@ -1,4 +1,4 @@
-import { requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireRole, type HubContext } from '../core/context.ts';
 import { maskIdNumber } from '../core/ids.ts';
 import { issueHolderToken } from './holders.ts';
 import type { KeyRing } from './keys.ts';
@@ -23,7 +23,7 @@ export const typeDefs = /* GraphQL */ `
   type HolderToken { token: String! expiresIn: Int! }
 
   extend type Mutation {
-    "the demo's stand-in for an identity provider: a holder token for a citizen or company (admins only)"
+    "the demo's stand-in for an identity provider: a holder token for a citizen or company (admins only; recorded in the audit log; FORBIDDEN when HUB_OIDC_ISSUER is set)"
     issueHolderToken(code: String!, codeType: SubjectCodeType): HolderToken!
   }
 `;
@@ -44,7 +44,10 @@ export const resolvers = {
   Mutation: {
     issueHolderToken: async (_: unknown, a: { code: string; codeType?: 'ID_NUMBER' | 'USCC' }, ctx: HubContext & AuthPorts) => {
       requireRole(ctx, 'admin');
-      const { token, expiresIn } = await issueHolderToken(ctx.keys, ctx.issuer, a.code.trim().toUpperCase(), { codeType: a.codeType ?? null });
+      const { token, expiresIn } = await issueHolderToken({ db: ctx.db, keys: ctx.keys, issuer: ctx.issuer, oidcIssuer: ctx.oidcIssuer }, a.code.trim().toUpperCase(), {
+        codeType: a.codeType ?? null,
+        actor: actorOf(ctx),
+      });
       return { token, expiresIn };
     },
   },
@@ -54,4 +57,6 @@ export const resolvers = {
 export interface AuthPorts {
   keys: KeyRing;
   issuer: string;
+  /** the holders' identity provider (config.oidc.issuer), when configured: the hub then mints no holder tokens */
+  oidcIssuer: string | undefined;
 }

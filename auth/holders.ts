@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import type { HolderPrincipal } from '../core/context.ts';
+import { appendInTransaction } from '../audit/writer.ts';
+import { CLI_ACTOR, type Actor, type HolderPrincipal } from '../core/context.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import { isValidIdNumber, isValidUscc } from '../core/ids.ts';
+import type { Db } from '../db/index.ts';
 import type { KeyRing } from './keys.ts';
 
 export const HOLDER_TOKEN_SECONDS = 600;
@@ -23,22 +25,51 @@ export function holderCodeType(code: string, declared?: 'ID_NUMBER' | 'USCC' | n
   throw badInput('code', 'the code is neither a valid 公民身份号码 nor 统一社会信用代码');
 }
 
+/** What minting a holder token needs: the database (for its audit entry), the token key, and the configuration. */
+export interface HolderTokenPorts {
+  db: Db;
+  keys: KeyRing;
+  issuer: string;
+  /** the holders' identity provider (HUB_OIDC_ISSUER), when one is configured: then it is the only source of holder tokens */
+  oidcIssuer: string | undefined;
+}
+
+/** FORBIDDEN when an identity provider is configured: a token the hub minted would let an admin act as any citizen. */
+export function refuseWithIdentityProvider(oidcIssuer: string | undefined): void {
+  if (oidcIssuer) throw new HubError('FORBIDDEN', `holder tokens come from the identity provider (${oidcIssuer}); this hub mints none`);
+}
+
 /**
  * A holder token: the demo's stand-in for a real identity provider (`hub holders token --code`). Signed by the hub's
- * token key, typ at+jwt, with `holder: true`; it grants nothing but the holder's own views.
+ * token key, typ at+jwt, with `holder: true`; it grants nothing but the holder's own views. Each one is an audit
+ * entry (HOLDER_TOKEN_ISSUE: the holder as subject, its jti and expiry) naming who minted it, committed before the
+ * token is signed and returned: no entry, no token. With an identity provider configured the hub mints none.
  */
-export async function issueHolderToken(keys: KeyRing, issuer: string, code: string, options: { codeType?: 'ID_NUMBER' | 'USCC' | null; name?: string } = {}): Promise<{ token: string; expiresIn: number }> {
+export async function issueHolderToken(
+  ports: HolderTokenPorts,
+  code: string,
+  options: { codeType?: 'ID_NUMBER' | 'USCC' | null; name?: string; actor?: Actor } = {},
+): Promise<{ token: string; expiresIn: number }> {
+  refuseWithIdentityProvider(ports.oidcIssuer);
   const codeType = holderCodeType(code, options.codeType);
-  const signer = keys.signer('token');
+  const signer = ports.keys.signer('token');
+  const actor = options.actor ?? CLI_ACTOR;
   const iat = Math.floor(Date.now() / 1000);
+  const exp = iat + HOLDER_TOKEN_SECONDS;
+  const jti = crypto.randomUUID();
+  await ports.db.transaction(async (tx) => {
+    await appendInTransaction(tx, [
+      { clientId: actor.clientId, department: actor.department, operation: 'HOLDER_TOKEN_ISSUE', subject: code, outcome: 'DONE', requestId: actor.requestId ?? null, details: { jti, expiresAt: new Date(exp * 1000).toISOString() } },
+    ]);
+  });
   const token = await new SignJWT({ holder: true, code_type: codeType, ...(options.name ? { name: options.name } : {}) })
     .setProtectedHeader({ alg: signer.alg, typ: 'at+jwt', kid: signer.kid })
-    .setIssuer(issuer)
-    .setAudience(issuer)
+    .setIssuer(ports.issuer)
+    .setAudience(ports.issuer)
     .setSubject(code)
     .setIssuedAt(iat)
-    .setExpirationTime(iat + HOLDER_TOKEN_SECONDS)
-    .setJti(crypto.randomUUID())
+    .setExpirationTime(exp)
+    .setJti(jti)
     .sign(signer.privateKey);
   return { token, expiresIn: HOLDER_TOKEN_SECONDS };
 }

@@ -1,5 +1,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { appendInTransaction } from '../audit/writer.ts';
+import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { advisoryXactLock, notify, type Database, type Db } from '../db/index.ts';
@@ -52,7 +54,7 @@ export async function ensureHubKeys(db: Db, masterKey: Buffer): Promise<string[]
  * 轮换: a new key takes over signing; the previous ones keep verifying for their purpose's grace period (tokens), or
  * for good (audit checkpoints, receipts), and stay in the JWKS until then.
  */
-export async function rotateHubKey(db: Db, masterKey: Buffer, purpose: HubKeyPurpose): Promise<{ kid: string; superseded: string[] }> {
+export async function rotateHubKey(db: Db, masterKey: Buffer, purpose: HubKeyPurpose, actor: Actor = CLI_ACTOR): Promise<{ kid: string; superseded: string[] }> {
   return db.transaction(async (tx) => {
     await advisoryXactLock(tx, 'hub:keys');
     const grace = GRACE_SECONDS[purpose];
@@ -65,13 +67,19 @@ export async function rotateHubKey(db: Db, masterKey: Buffer, purpose: HubKeyPur
       .where(and(eq(hubKeys.purpose, purpose), isNull(hubKeys.supersededAt)))
       .returning({ kid: hubKeys.kid });
     const kid = await insertKey(tx, masterKey, purpose);
+    await appendInTransaction(tx, [hubKeyAudit(actor, 'HUB_KEY_ROTATE', { purpose, kid, superseded: superseded.map((r) => r.kid) })]);
     await notify(tx, KEYS_CHANNEL, 'rotated');
     return { kid, superseded: superseded.map((r) => r.kid) };
   });
 }
 
+/** An act on the hub's own keys, for the audit log: kids and purposes only, never key material. */
+function hubKeyAudit(actor: Actor, operation: string, details: Record<string, unknown>) {
+  return { clientId: actor.clientId, department: actor.department, operation, outcome: 'DONE' as const, requestId: actor.requestId ?? null, details };
+}
+
 /** Ends a key at once (after a compromise): it verifies nothing more and leaves the JWKS. */
-export async function retireHubKey(db: Db, kid: string): Promise<void> {
+export async function retireHubKey(db: Db, kid: string, actor: Actor = CLI_ACTOR): Promise<void> {
   await db.transaction(async (tx) => {
     await advisoryXactLock(tx, 'hub:keys');
     const [row] = await tx.select().from(hubKeys).where(eq(hubKeys.kid, kid));
@@ -80,6 +88,7 @@ export async function retireHubKey(db: Db, kid: string): Promise<void> {
       throw new HubError('CONFLICT', `hub key ${kid} is the active ${row.purpose} key; rotate first, then retire it`);
     }
     await tx.update(hubKeys).set({ verifyUntil: sql`now()` }).where(eq(hubKeys.kid, kid));
+    await appendInTransaction(tx, [hubKeyAudit(actor, 'HUB_KEY_RETIRE', { purpose: row.purpose, kid })]);
     await notify(tx, KEYS_CHANNEL, 'retired');
   });
 }

@@ -18,7 +18,7 @@ export function resolveMasterKey(configured: Buffer | undefined, dataDir: string
     if (key.length !== 32) throw new StartupError(`HUB_MASTER_KEY: ${file} does not hold 32 bytes of base64`);
     return key;
   }
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = crypto.randomBytes(32);
   fs.writeFileSync(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
   return key;

@@ -206,7 +206,12 @@ export class OAuthServer {
       if (this.verified.size >= OAuthServer.VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(token, { kid, payload });
     }
-    if (payload.holder === true) return holderPrincipal(payload, String(payload.sub));
+    if (payload.holder === true) {
+      // with an identity provider configured it is the only source of holders: a token the hub signed (before, or by a
+      // process started without HUB_OIDC_ISSUER) would let whoever minted it act as any citizen
+      if (this.options.oidc) throw unauthenticated('holder tokens come from the identity provider; sign in there');
+      return holderPrincipal(payload, String(payload.sub));
+    }
     const clientId = payload.client_id as string;
     const client = await this.options.clients.get(clientId);
     if (!client || !client.active) throw unauthenticated('the client is unknown or disabled');

@@ -32,9 +32,10 @@ export function canonicalJson(value: unknown): string {
 /**
  * Upserts one batch in a single statement: new records are inserted at version 1, changed ones (their content hash
  * differs) get version + 1, unchanged ones are not touched at all; every inserted or changed version is appended to
- * the history in the same statement. Run it inside the batch's transaction, with the checkpoint.
+ * the history in the same statement. Run it inside the batch's transaction, with the checkpoint. A record held by one
+ * of `protectedConnectors` (another department's sources) is never overwritten: the caller quarantines those.
  */
-export async function upsertBaseRecords(tx: Db, kind: BaseRecordKind, connectorId: string, retrievedAt: Date, records: IncomingRecord[]): Promise<UpsertCounts> {
+export async function upsertBaseRecords(tx: Db, kind: BaseRecordKind, connectorId: string, retrievedAt: Date, records: IncomingRecord[], protectedConnectors: readonly string[] = []): Promise<UpsertCounts> {
   if (records.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
   // One statement cannot update a row twice: the last occurrence of a key in a batch wins, as it would one by one.
   const byKey = new Map<string, IncomingRecord>();
@@ -69,7 +70,7 @@ export async function upsertBaseRecords(tx: Db, kind: BaseRecordKind, connectorI
             subject = excluded.subject, data = excluded.data, content_hash = excluded.content_hash, version = b.version + 1,
             connector_id = excluded.connector_id, source_id = excluded.source_id, flags = excluded.flags,
             retrieved_at = excluded.retrieved_at, updated_at = now()
-          where b.content_hash <> excluded.content_hash
+          where b.content_hash <> excluded.content_hash${protectedConnectors.length ? sql` and b.connector_id <> all(${sql.param([...protectedConnectors])}::text[])` : sql``}
           returning b.kind, b.key, b.version, b.subject, b.data, b.content_hash, b.connector_id, b.source_id, b.flags, b.retrieved_at
         ), history as (
           insert into base_record_history (kind, key, version, subject, data, content_hash, connector_id, source_id, flags, retrieved_at)

@@ -14,7 +14,10 @@ import { HUB_NODE_FLAGS } from '../core/config.ts';
 import { canonicalJson } from '../basedata/store.ts';
 import { httpAdapter } from '../connectors/adapters.ts';
 import { applyMapping, PRESET_MAPPINGS, toIncoming } from '../connectors/records.ts';
-import { createConnector } from '../connectors/registry.ts';
+import { designateBaseSource } from '../connectors/authority.ts';
+import { SecretReader } from '../connectors/secrets.ts';
+import { EgressPolicy } from '../core/egress.ts';
+import { registerSource } from '../db/seeds/demo-sources.ts';
 import { runSync } from '../connectors/sync.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
@@ -132,26 +135,31 @@ async function ingest(): Promise<void> {
     process.stdout.write(`ingest bench: ${records} population records, simulator in its own process, PostgreSQL synchronous_commit=${synchronous_commit}, page 2000\n`);
     const police = DEMO_DEPARTMENTS[0];
     await createDepartment(db, police);
-    const ctx = systemContext(db, createLogger({ level: 'silent' }), police.code, 'bench');
-    await createConnector(ctx, { id: 'bench-pop', name: 'bench', departmentCode: police.code, kind: 'population', adapter: 'http', config: { url: simUrl, auth: { type: 'bearer', tokenEnv: 'BENCH_SIM_TOKEN' }, pageSize: 2000, timeoutMs: 60_000 } });
-    const env = { ...process.env, BENCH_SIM_TOKEN: token };
+    // registered as a department and the operator do: 公安 is designated the population source, stores its token, drafts
+    // the connector; another client approves it. The simulator's loopback address is listed for the egress policy.
+    const log = createLogger({ level: 'silent' });
+    const masterKey = crypto.randomBytes(32);
+    const egress = EgressPolicy.fromConfig(new URL(simUrl).host, { ports: [] });
+    const sources = { masterKey, egress };
+    await designateBaseSource(systemContext(db, log, police.code, 'bench-operator'), 'population', police.code, 'the bench\'s source');
+    await registerSource(db, log, masterKey, { id: 'bench-pop', name: 'bench', departmentCode: police.code, kind: 'population', adapter: 'http', config: { url: simUrl, auth: { type: 'bearer', secret: 'bench-token' }, pageSize: 2000, timeoutMs: 60_000 } }, { secret: { name: 'bench-token', value: token }, drafter: 'bench', operator: { clientId: 'bench-operator', department: police.code } });
 
     let t = Date.now();
-    const first = await runSync(database, 'bench-pop', { full: true, env });
+    const first = await runSync(database, 'bench-pop', sources, { full: true });
     const firstRate = first.fetched / ((Date.now() - t) / 1000);
     process.stdout.write(`ours, first pass:      ${first.fetched} fetched, ${first.inserted} inserted, ${JSON.stringify(first.quarantined)} quarantined: ${firstRate.toFixed(0)} records/s\n`);
     if (first.status !== 'SUCCEEDED') throw new Error(`first pass ${first.status}: ${first.error}`);
 
     const adv = (await (await fetch(`${simUrl}/control/advance`, { method: 'POST', body: JSON.stringify({ share: 0.1 }), headers: { 'content-type': 'application/json' } })).json()) as { changed: number };
     t = Date.now();
-    const second = await runSync(database, 'bench-pop', { full: true, env });
+    const second = await runSync(database, 'bench-pop', sources, { full: true });
     const secondRate = second.fetched / ((Date.now() - t) / 1000);
     process.stdout.write(`ours, second full pass: ${adv.changed} changed at the source: ${second.updated} updated, ${second.inserted} inserted, ${second.unchanged} unchanged: ${secondRate.toFixed(0)} records/s\n`);
 
     // Baseline: the same rows, already fetched and mapped (not timed), upserted raw into a table of the same shape.
     const rowsForBaseline: { key: string; subject: string; data: string; hash: string; sourceId: string }[] = [];
     let cursor: Record<string, unknown> | null = null;
-    const adapter = httpAdapter({ url: simUrl, auth: { type: 'bearer', tokenEnv: 'BENCH_SIM_TOKEN' }, timeoutMs: 60_000 }, env);
+    const adapter = httpAdapter({ url: simUrl, auth: { type: 'bearer', secret: 'bench-token' }, timeoutMs: 60_000 }, { egress, secrets: new SecretReader(db, masterKey, police.code) });
     for (;;) {
       const page = await adapter.fetchPage(cursor, { pageSize: 5000, signal: new AbortController().signal });
       for (const r of page.records) {
@@ -323,8 +331,10 @@ async function lookup(): Promise<void> {
     const sim = await startProcess(['--import', 'tsx', 'connectors/simulators/main.ts', '--kind', 'population', '--records', String(people), '--bearer', token], process.env, (l) => l.startsWith('{"url"'));
     children.push(sim);
     const police = DEMO_DEPARTMENTS[0];
-    await createConnector(systemContext(db, log, police.code, 'bench'), { id: 'bench-pop', name: 'bench', departmentCode: police.code, kind: 'population', adapter: 'http', config: { url: (JSON.parse(sim.line) as { url: string }).url, auth: { type: 'bearer', tokenEnv: 'BENCH_SIM_TOKEN' } } });
-    await runSync(database, 'bench-pop', { env: { ...process.env, BENCH_SIM_TOKEN: token } });
+    const simUrl = (JSON.parse(sim.line) as { url: string }).url;
+    const key = Buffer.from(masterKey, 'hex');
+    await registerSource(db, log, key, { id: 'bench-pop', name: 'bench', departmentCode: police.code, kind: 'population', adapter: 'http', config: { url: simUrl, auth: { type: 'bearer', secret: 'bench-token' } } }, { secret: { name: 'bench-token', value: token }, drafter: 'bench' });
+    await runSync(database, 'bench-pop', { masterKey: key, egress: EgressPolicy.fromConfig(new URL(simUrl).host, { ports: [] }) });
     const ids = (await rows<{ key: string }>(db, sql`select key from base_records where kind = 'population' order by md5(key) limit 5000`)).map((r) => r.key);
     const [{ synchronous_commit } = { synchronous_commit: '?' }] = await rows<{ synchronous_commit: string }>(db, sql`show synchronous_commit`);
 
@@ -437,7 +447,7 @@ async function licence(): Promise<void> {
       });
     const issuer = systemContext(db, logger, dept.code, 'bench-issuer');
     issuer.principal.roles = ['issuer'];
-    const deps = { database, db, logger, masterKey, issuer: 'http://hub.bench' };
+    const deps = { database, db, logger, masterKey, egress: EgressPolicy.fromConfig('', { ports: [] }), issuer: 'http://hub.bench' };
     // warm-up: the department's key and certificate are made on its first issuance
     const warm = await createLicenceBatch(issuer, items(500, 0));
     await JOBS['licence.issue-batch'].handler(deps, { batchId: warm.id });

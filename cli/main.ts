@@ -2,18 +2,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { fetchAccessToken, generateClientKey, readClientFile, writeClientFile, type ClientKeyAlg } from '../auth/client-file.ts';
-import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, type ClientRecord } from '../auth/clients.ts';
+import { addClientKey, createClient, disableClient, enableClient, listClients, revokeClientKey, rotateClientKey, type ClientRecord } from '../auth/clients.ts';
 import { auditPublicKey, KeyRing, listHubKeys, retireHubKey, rotateHubKey } from '../auth/keys.ts';
 import { archiveMonth, detachMonth, listAuditMonths, verifyArchiveFile } from '../audit/archive.ts';
 import { createCheckpoint, verifyAuditLog } from '../audit/checkpoints.ts';
-import { issueHolderToken } from '../auth/holders.ts';
+import { issueHolderToken, refuseWithIdentityProvider } from '../auth/holders.ts';
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { SingleBar, Presets } from 'cli-progress';
-import { createConnector, listConnectors, type ConnectorInput } from '../connectors/registry.ts';
+import { approveConnector, createConnector, listConnectors, type ConnectorInput } from '../connectors/registry.ts';
+import { setSourceSecret } from '../connectors/secrets.ts';
 import { listSyncRuns, runSync } from '../connectors/sync.ts';
-import { systemContext } from '../core/context.ts';
+import { CLI_ACTOR, systemContext } from '../core/context.ts';
 import { loadConfig, type HubConfig } from '../core/config.ts';
+import { EgressPolicy } from '../core/egress.ts';
 import { HubError, StartupError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { calendarYear, loadWorkingCalendar, type CalendarInput } from '../directory/calendar.ts';
@@ -147,7 +149,7 @@ clients
   .action(async (clientId: string, opts: { keyOut: string; keepOld?: boolean; alg: ClientKeyAlg }) => {
     if (fs.existsSync(opts.keyOut)) throw new StartupError(`--key-out: ${opts.keyOut} exists; choose another file`);
     const { privateJwk, publicJwk } = await generateClientKey(opts.alg);
-    const client = await withDb((db) => addClientKey(db, clientId, publicJwk, { replace: !opts.keepOld }));
+    const client = await withDb((db) => rotateClientKey(db, clientId, publicJwk, { keepOld: Boolean(opts.keepOld) }));
     writeNewClientFile(opts.keyOut, clientId, privateJwk);
     out(clientView(client));
   });
@@ -208,6 +210,48 @@ connectorsCmd
   });
 connectorsCmd.command('list').action(async () => out(await withDb((db) => listConnectors(db))));
 connectorsCmd
+  .command('approve <id>')
+  .description('approve a connector\'s configuration as it is now (the operator\'s four eyes): only an approved configuration runs, and any change returns it to draft')
+  .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
+  .action(async (id: string, opts: { key?: string }) => {
+    out(
+      await onDatabaseOrRunningHub(
+        opts.key,
+        async (database) => {
+          const egress = EgressPolicy.fromConfig(cfg().egressAllow, { ports: [cfg().port], issuer: cfg().issuer });
+          try {
+            return await approveConnector(cliContext(database.db), id, { egress });
+          } finally {
+            egress.close();
+          }
+        },
+        async (gql) =>
+          (await gql('mutation($id: ID!) { approveConnector(id: $id) { id name departmentCode kind adapter status changedBy approvedBy approvedAt approvedDigest } }', { id })).approveConnector,
+      ),
+    );
+  });
+connectorsCmd
+  .command('secret')
+  .description('source secrets of a department (sealed under the master key, write-only)')
+  .command('set <department> <name>')
+  .description('store or rotate a source secret; the value is read from stdin (piped, or typed without echo), never from the command line')
+  .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
+  .action(async (department: string, name: string, opts: { key?: string }) => {
+    // read before the database is opened: a prompt must not hold the embedded hub's lock
+    const value = await readSecretValue(`secret ${name} of ${department}: `);
+    const info = await onDatabaseOrRunningHub(
+      opts.key,
+      async (database) => {
+        const s = await setSourceSecret(cliContext(database.db), await masterKeyFor(database.db), department, name, value);
+        return { departmentCode: s.departmentCode, name: s.name, version: s.version, updatedAt: s.updatedAt.toISOString() };
+      },
+      async (gql) =>
+        (await gql('mutation($d: String!, $n: String!, $v: String!) { setSourceSecret(department: $d, name: $n, value: $v) { departmentCode name version updatedAt } }', { d: department, n: name, v: value }))
+          .setSourceSecret,
+    );
+    out(info);
+  });
+connectorsCmd
   .command('runs <connectorId>')
   .option('--failed', 'only failed runs')
   .action(async (connectorId: string, opts: { failed?: boolean }) => out(await withDb((db) => listSyncRuns(db, { connectorId, status: opts.failed ? 'FAILED' : null }))));
@@ -230,7 +274,10 @@ program
     };
     let report: unknown;
     try {
-      report = await withDatabase((database) => runSync(database, connectorId, { full: Boolean(opts.full), trigger: 'cli', onProgress: show, logger: createLogger({ level: cfg().logLevel }) }));
+      report = await withDatabase(async (database) => {
+        const sources = { masterKey: await masterKeyFor(database.db), egress: EgressPolicy.fromConfig(cfg().egressAllow, { ports: [cfg().port], issuer: cfg().issuer }), importDir: cfg().importDir };
+        return runSync(database, connectorId, sources, { full: Boolean(opts.full), trigger: 'cli', onProgress: show, logger: createLogger({ level: cfg().logLevel }) });
+      });
     } catch (error) {
       if (!(error instanceof StartupError && /in use by process/.test(error.message))) throw error;
       report = await syncThroughRunningHub(connectorId, Boolean(opts.full), opts.key ?? path.join(cfg().dataDir, 'demo-admin.json'), show);
@@ -241,11 +288,84 @@ program
     if ((report as { status?: string }).status === 'FAILED') process.exitCode = 1;
   });
 
+/** The command line acting on the database itself: an admin with no department ('hub-cli' in the audit log). */
+function cliContext(db: Db) {
+  return systemContext(db, createLogger({ level: 'silent' }), '', CLI_ACTOR.clientId);
+}
+
+/**
+ * Runs `direct` on the configured database, or, when the embedded hub holds it (PGlite serves one process), `viaHub`
+ * through the running hub's GraphQL as the admin of `keyFile`.
+ */
+async function onDatabaseOrRunningHub<T>(keyFile: string | undefined, direct: (database: Database) => Promise<T>, viaHub: (gql: GraphQLCall) => Promise<T>): Promise<T> {
+  try {
+    return await withDatabase(direct);
+  } catch (error) {
+    if (!(error instanceof StartupError && /in use by process/.test(error.message))) throw error;
+    return viaHub(await runningHub(keyFile ?? path.join(cfg().dataDir, 'demo-admin.json')));
+  }
+}
+
+const MAX_SECRET_INPUT = 64 * 1024;
+
+/**
+ * A secret's value from stdin, never from argv (which every user of the machine sees in `ps`, and shells keep in
+ * their history): piped or redirected as it is, less one final newline; at a terminal, typed without echo.
+ */
+async function readSecretValue(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  let value: string;
+  if (stdin.isTTY) value = await readHidden(prompt);
+  else {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stdin as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_SECRET_INPUT) throw new StartupError(`secret: more than ${MAX_SECRET_INPUT} bytes on stdin`);
+      chunks.push(chunk);
+    }
+    value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  if (!value) throw new StartupError('secret: no value on stdin (pipe it in, e.g. `hub connectors secret set DEPT NAME < file`)');
+  return value;
+}
+
+/** A line typed at the terminal without echo (Enter ends it, Ctrl-C cancels). */
+function readHidden(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const finish = (error?: Error) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish();
+        if (ch === '\u0003') return finish(new StartupError('secret: cancelled'));
+        if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
+        else value += ch;
+      }
+    };
+    process.stderr.write(prompt);
+    stdin.setEncoding('utf8');
+    stdin.setRawMode(true);
+    stdin.on('data', onData);
+    stdin.resume();
+  });
+}
+
+type GraphQLCall = (query: string, variables: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
 /**
  * The embedded database belongs to the running hub (PGlite serves one process): commands that need it ask the hub
  * over GraphQL instead, as an admin client.
  */
-async function runningHub(keyFile: string): Promise<(query: string, variables: Record<string, unknown>) => Promise<Record<string, unknown>>> {
+async function runningHub(keyFile: string): Promise<GraphQLCall> {
   if (!fs.existsSync(keyFile)) throw new StartupError(`the embedded hub is running and holds its database; give --key with an admin client file to ask it (none at ${keyFile})`);
   const file = readClientFile(keyFile);
   const base = file.token_endpoint?.replace(/\/oauth\/token$/, '') ?? cfg().issuer;
@@ -278,18 +398,21 @@ program
   .command('holders')
   .description('citizens and companies (持证主体)')
   .command('token')
-  .description('print a holder token for a citizen or company: the demo\'s stand-in for a real identity provider')
+  .description('print a holder token for a citizen or company: the demo\'s stand-in for a real identity provider (recorded in the audit log; refused when HUB_OIDC_ISSUER is set)')
   .requiredOption('--code <code>', '公民身份号码 or 统一社会信用代码')
   .addOption(new Option('--code-type <type>', 'when the code passes both checks').choices(['ID_NUMBER', 'USCC']))
   .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
   .action(async (opts: { code: string; codeType?: 'ID_NUMBER' | 'USCC'; key?: string }) => {
+    // with an identity provider the hub mints none, however it is asked (the running hub refuses too)
+    refuseWithIdentityProvider(cfg().oidc?.issuer);
     const code = opts.code.trim().toUpperCase();
     let token: string;
     try {
       token = await withDatabase(async (database) => {
         const ring = await KeyRing.open(database, await masterKeyFor(database.db));
         try {
-          return (await issueHolderToken(ring, cfg().issuer, code, { codeType: opts.codeType ?? null })).token;
+          // recorded as minted by hub-cli, in the log, before the token is printed
+          return (await issueHolderToken({ db: database.db, keys: ring, issuer: cfg().issuer, oidcIssuer: cfg().oidc?.issuer }, code, { codeType: opts.codeType ?? null, actor: CLI_ACTOR })).token;
         } finally {
           await ring.close();
         }

@@ -1,9 +1,12 @@
 import { eq } from 'drizzle-orm';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
-import { notFound } from '../core/errors.ts';
-import { createConnector, getConnector, listConnectors, updateConnector, type Connector, type ConnectorInput } from './registry.ts';
+import type { EgressPolicy } from '../core/egress.ts';
+import { HubError, notFound } from '../core/errors.ts';
+import { designateBaseSource, withdrawBaseSource } from './authority.ts';
+import { approveConnector, createConnector, getConnector, isApproved, listConnectors, recordRunRequest, updateConnector, type Connector, type ConnectorInput } from './registry.ts';
 import { connectorState } from './schema.ts';
-import { listQuarantine, listSyncRuns, type SyncRun } from './sync.ts';
+import { listSourceSecrets, setSourceSecret } from './secrets.ts';
+import { listSyncRuns, readQuarantine, type SyncRun } from './sync.ts';
 
 /** Starting work outside the request: BullMQ when Redis is configured, the in-process runner otherwise. */
 export interface JobQueuePort {
@@ -11,6 +14,10 @@ export interface JobQueuePort {
 }
 export interface ConnectorPorts {
   jobs: JobQueuePort;
+  /** seals source secrets */
+  masterKey: Buffer;
+  /** a connector's source is checked against it when it is set and approved */
+  egress: EgressPolicy;
 }
 type Ctx = HubContext & ConnectorPorts;
 
@@ -18,6 +25,8 @@ export const typeDefs = /* GraphQL */ `
   enum BaseRecordKind { population legal_person credit }
   enum ConnectorAdapter { http file sql }
   enum SyncRunStatus { RUNNING SUCCEEDED FAILED }
+  "DRAFT: changed since an admin approved it, or never approved; it does not run. APPROVED: runs as approved."
+  enum ConnectorStatus { DRAFT APPROVED }
 
   type ConnectorState { cursor: JSON lastCompletedAt: String circuit: String! circuitOpenedAt: String consecutiveFailures: Int! }
   "A source adapter + mapping + validation pulling one department system into the base data"
@@ -27,12 +36,19 @@ export const typeDefs = /* GraphQL */ `
     departmentCode: String!
     kind: BaseRecordKind!
     adapter: ConnectorAdapter!
-    "adapter settings; secrets are named by environment variable, never stored"
+    "adapter settings; a secret is named (\`secret\`: a source secret of the department), never held here"
     config: JSON!
     mapping: JSON!
     schedule: String
     authoritative: Boolean!
     enabled: Boolean!
+    status: ConnectorStatus!
+    "the client that created or last changed it (it cannot approve that configuration)"
+    changedBy: String
+    approvedBy: String
+    approvedAt: String
+    "SHA-256 of the approved configuration"
+    approvedDigest: String
     state: ConnectorState
     runs(first: Int): [SyncRun!]!
   }
@@ -69,18 +85,31 @@ export const typeDefs = /* GraphQL */ `
     enabled: Boolean
   }
   type SyncQueued { connectorId: String! full: Boolean! jobId: String }
+  "A department's source secret: its name and version; the value is write-only"
+  type SourceSecret { departmentCode: String! name: String! version: Int! updatedAt: String! }
+  "A department the operator designated as a source of a base kind beside its base resource's provider"
+  type BaseSource { kind: BaseRecordKind! departmentCode: String! reason: String! designatedBy: String! designatedAt: String! withdrawnAt: String }
 
   extend type Query {
     connectors(department: String): [Connector!]!
     connector(id: ID!): Connector
     syncRuns(connectorId: String, status: SyncRunStatus, first: Int): [SyncRun!]!
+    "records that failed validation; ID numbers masked except for the source department's providers; every read is audited"
     quarantine(connectorId: String!, open: Boolean): [QuarantinedRecord!]!
+    sourceSecrets(department: String!): [SourceSecret!]!
   }
   extend type Mutation {
     createConnector(input: ConnectorInput!): Connector!
     updateConnector(id: ID!, input: ConnectorInput!): Connector!
-    "runs a connector now (a failed run is re-run the same way)"
+    "runs a connector now (a failed run is re-run the same way); it must be approved"
     runConnector(id: ID!, full: Boolean): SyncQueued!
+    "admins: approves the connector's configuration as it is now (not by the client that last changed it)"
+    approveConnector(id: ID!): Connector!
+    "stores or rotates a source secret of the department (write-only)"
+    setSourceSecret(department: String!, name: String!, value: String!): SourceSecret!
+    "admins: designates a further source department of a base kind"
+    designateBaseSource(kind: BaseRecordKind!, department: String!, reason: String!): BaseSource!
+    withdrawBaseSource(kind: BaseRecordKind!, department: String!, reason: String!): BaseSource!
   }
 `;
 
@@ -108,22 +137,27 @@ export const resolvers = {
       else requireRole(ctx, 'admin', 'auditor');
       return listSyncRuns(ctx.db, a, Math.min(a.first ?? 50, 200));
     },
-    quarantine: async (_: unknown, a: { connectorId: string; open?: boolean }, ctx: Ctx) => {
-      await readable(ctx, a.connectorId);
-      return listQuarantine(ctx.db, a.connectorId, a.open ?? true);
-    },
+    quarantine: async (_: unknown, a: { connectorId: string; open?: boolean }, ctx: Ctx) => readQuarantine(ctx, await readable(ctx, a.connectorId), a.open ?? true),
+    sourceSecrets: (_: unknown, a: { department: string }, ctx: Ctx) => listSourceSecrets(ctx, a.department),
   },
   Mutation: {
-    createConnector: (_: unknown, a: { input: ConnectorInput }, ctx: Ctx) => createConnector(ctx, a.input),
-    updateConnector: (_: unknown, a: { id: string; input: ConnectorInput }, ctx: Ctx) => updateConnector(ctx, a.id, a.input),
+    createConnector: (_: unknown, a: { input: ConnectorInput }, ctx: Ctx) => createConnector(ctx, a.input, { egress: ctx.egress }),
+    updateConnector: (_: unknown, a: { id: string; input: ConnectorInput }, ctx: Ctx) => updateConnector(ctx, a.id, a.input, { egress: ctx.egress }),
+    approveConnector: (_: unknown, a: { id: string }, ctx: Ctx) => approveConnector(ctx, a.id, { egress: ctx.egress }),
+    setSourceSecret: (_: unknown, a: { department: string; name: string; value: string }, ctx: Ctx) => setSourceSecret(ctx, ctx.masterKey, a.department, a.name, a.value),
+    designateBaseSource: (_: unknown, a: { kind: string; department: string; reason: string }, ctx: Ctx) => designateBaseSource(ctx, a.kind, a.department, a.reason),
+    withdrawBaseSource: (_: unknown, a: { kind: string; department: string; reason: string }, ctx: Ctx) => withdrawBaseSource(ctx, a.kind, a.department, a.reason),
     runConnector: async (_: unknown, a: { id: string; full?: boolean }, ctx: Ctx) => {
       const c = await readable(ctx, a.id);
       requireRole(ctx, 'provider', 'admin');
+      if (!isApproved(c)) throw new HubError('FORBIDDEN', `connector ${c.id} is not approved in its current configuration: an admin approves it first (approveConnector)`, { reason: 'NOT_APPROVED' });
+      await recordRunRequest(ctx, c, Boolean(a.full));
       const jobId = await ctx.jobs.enqueue('connectors.sync', { connectorId: c.id, full: Boolean(a.full), trigger: `graphql:${ctx.principal.clientId}` });
       return { connectorId: c.id, full: Boolean(a.full), jobId: jobId ?? null };
     },
   },
   Connector: {
+    approvedAt: (c: Connector) => iso(c.approvedAt),
     state: async (c: Connector, _: unknown, ctx: Ctx) => {
       const [s] = await ctx.db.select().from(connectorState).where(eq(connectorState.connectorId, c.id));
       return s ? { ...s, lastCompletedAt: iso(s.lastCompletedAt), circuitOpenedAt: iso(s.circuitOpenedAt) } : null;
@@ -134,6 +168,8 @@ export const resolvers = {
     startedAt: (r: SyncRun) => iso(r.startedAt),
     finishedAt: (r: SyncRun) => iso(r.finishedAt),
   },
+  SourceSecret: { updatedAt: (s: { updatedAt: Date }) => iso(s.updatedAt) },
+  BaseSource: { designatedAt: (s: { designatedAt: Date }) => iso(s.designatedAt), withdrawnAt: (s: { withdrawnAt: Date | null }) => iso(s.withdrawnAt) },
   QuarantinedRecord: {
     firstSeenAt: (q: { firstSeenAt: Date }) => iso(q.firstSeenAt),
     lastSeenAt: (q: { lastSeenAt: Date }) => iso(q.lastSeenAt),

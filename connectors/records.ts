@@ -26,7 +26,9 @@ export type QuarantineReason =
   | 'SUBJECT_CODE_INVALID'
   | 'ENUM_INVALID'
   | 'DATE_INVALID'
-  | 'BIRTH_DATE_MISMATCH';
+  | 'BIRTH_DATE_MISMATCH'
+  /** the record is held by another department that is a source of the kind too: not overwritten */
+  | 'HELD_BY_OTHER_SOURCE';
 
 export class RecordProblem extends Error {
   constructor(

@@ -7,9 +7,14 @@ import { BASE_RECORD_KINDS } from '../basedata/schema.ts';
 export const ADAPTERS = ['http', 'file', 'sql'] as const;
 export type AdapterKind = (typeof ADAPTERS)[number];
 
+export const CONNECTOR_STATUSES = ['DRAFT', 'APPROVED'] as const;
+export type ConnectorStatus = (typeof CONNECTOR_STATUSES)[number];
+
 /**
  * A connector: source adapter + mapping + validation, owned by a department. `config` never holds a secret: it
- * names environment variables (`tokenEnv`, `secretEnv`, `urlEnv`) that hold them on the worker machines.
+ * names a source secret of its department (`secret`), sealed in source_secrets. It runs only in the configuration an
+ * admin approved (前置机登记, four eyes): `approved_digest` is the SHA-256 of that configuration, any change returns
+ * it to DRAFT, and the client that last changed it cannot approve it.
  */
 export const connectors = pgTable(
   'connectors',
@@ -29,10 +34,57 @@ export const connectors = pgTable(
     /** an authoritative source's pilot-era codes that fail their check are accepted, flagged */
     authoritative: boolean('authoritative').notNull().default(false),
     enabled: boolean('enabled').notNull().default(true),
+    status: text('status', { enum: CONNECTOR_STATUSES }).notNull().default('DRAFT'),
+    /** the client that created or last changed it (it may not approve that configuration) */
+    changedBy: text('changed_by'),
+    approvedBy: text('approved_by'),
+    approvedAt: at('approved_at'),
+    /** SHA-256 of the approved configuration (configurationDigest): a run checks it against the row it reads */
+    approvedDigest: text('approved_digest'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [check('connectors_adapter_ck', sql`${t.adapter} in ('http', 'file', 'sql')`)],
+  (t) => [check('connectors_adapter_ck', sql`${t.adapter} in ('http', 'file', 'sql')`), check('connectors_status_ck', sql`${t.status} in ('DRAFT', 'APPROVED')`)],
+);
+
+/**
+ * A department's source secrets (bearer tokens, API keys, HMAC keys, database URLs), write-only: sealed under the
+ * master key with the department, name and version as associated data, never readable back through any API. A
+ * connector names one of its own department's; setting it again rotates it (version + 1).
+ */
+export const sourceSecrets = pgTable(
+  'source_secrets',
+  {
+    departmentCode: text('department_code')
+      .notNull()
+      .references(() => departments.code),
+    name: text('name').notNull(),
+    version: integer('version').notNull(),
+    valueEnc: text('value_enc').notNull(),
+    updatedBy: text('updated_by').notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.departmentCode, t.name] })],
+);
+
+/**
+ * 权威来源: departments the operator designated as sources of a base kind beside the provider of its base resource
+ * (人口 → 公安 …). A designation withdrawn stays as a row, with when and why.
+ */
+export const baseSources = pgTable(
+  'base_sources',
+  {
+    kind: text('kind', { enum: BASE_RECORD_KINDS }).notNull(),
+    departmentCode: text('department_code')
+      .notNull()
+      .references(() => departments.code),
+    reason: text('reason').notNull(),
+    designatedBy: text('designated_by').notNull(),
+    designatedAt: at('designated_at').notNull().default(sql`now()`),
+    withdrawnAt: at('withdrawn_at'),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.departmentCode] })],
 );
 
 /** Where a connector stands: its checkpoint (cursor) and its circuit breaker. */

@@ -1,13 +1,19 @@
 import os from 'node:os';
 import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { notFound, HubError } from '../core/errors.ts';
+import { appendInTransaction } from '../audit/writer.ts';
+import type { HubContext } from '../core/context.ts';
+import type { EgressPolicy } from '../core/egress.ts';
+import { maskIdNumbers } from '../core/ids.ts';
+import { notFound, HubError, sqlState } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { rows, type Database, type Db } from '../db/index.ts';
 import { upsertBaseRecords, type IncomingRecord } from '../basedata/store.ts';
-import { SourceError, type Cursor, type SourcePage } from './adapters.ts';
+import { adapterFor, databaseIdentity, SourceError, type Cursor, type DatabaseIdentity, type SourceAdapter, type SourcePage } from './adapters.ts';
+import { authoritativeDepartments, notAuthoritative } from './authority.ts';
 import { RecordProblem, applyMapping, toIncoming, type Mapping, type QuarantineReason } from './records.ts';
-import { adapterFor, getConnector, type Connector } from './registry.ts';
-import { connectorState, quarantine, syncRuns } from './schema.ts';
+import { getConnector, isApproved, type Connector } from './registry.ts';
+import { connectors, connectorState, quarantine, syncRuns } from './schema.ts';
+import { SecretReader } from './secrets.ts';
 
 export type SyncRun = typeof syncRuns.$inferSelect;
 
@@ -39,9 +45,19 @@ export interface SyncOptions {
   /** the circuit opens after `threshold` consecutive failed requests, and stays open for `cooldownMs` */
   breaker?: { threshold?: number; cooldownMs?: number };
   onProgress?: (p: SyncProgress) => void;
-  env?: NodeJS.ProcessEnv;
   logger?: Logger;
 }
+
+/** What a run needs of the hub beside its database: the master key (source secrets), egress policy, import folder. */
+export interface SyncSources {
+  masterKey: Buffer;
+  egress: EgressPolicy;
+  /** HUB_IMPORT_DIR */
+  importDir?: string | undefined;
+}
+
+/** Run errors that another try will not mend: the job is not retried. */
+export const FINAL_RUN_ERRORS = /^(NOT_APPROVED|NOT_AUTHORITATIVE|INTERRUPTED)/;
 
 const WORKER = `${os.hostname()}:${process.pid}`;
 /** PGlite has one session, so its advisory locks are re-entrant: this set stops a second run in the same process. */
@@ -61,7 +77,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * Each page is validated and committed in one transaction together with the checkpoint and the run's counters, so
  * a crash resumes after the last committed batch with nothing lost and nothing duplicated.
  */
-export async function runSync(database: Database, connectorId: string, options: SyncOptions = {}): Promise<SyncReport> {
+export async function runSync(database: Database, connectorId: string, sources: SyncSources, options: SyncOptions = {}): Promise<SyncReport> {
   const started = Date.now();
   const connector = await getConnector(database.db, connectorId);
   if (!connector) throw notFound(`connector ${connectorId}`);
@@ -75,7 +91,7 @@ export async function runSync(database: Database, connectorId: string, options: 
       const [{ locked } = { locked: false }] = await rows<{ locked: boolean }>(session, sql`select pg_try_advisory_lock(hashtext(${`hub:sync:${connectorId}`})) as locked`);
       if (!locked) return skipped();
       try {
-        return await runLocked(database.db, connector, mode, started, options);
+        return await runLocked(database.db, connector, mode, started, sources, options);
       } finally {
         await session.execute(sql`select pg_advisory_unlock(hashtext(${`hub:sync:${connectorId}`}))`);
       }
@@ -85,7 +101,33 @@ export async function runSync(database: Database, connectorId: string, options: 
   }
 }
 
-async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FULL', started: number, options: SyncOptions): Promise<SyncReport> {
+/** The hub's own database, which no SQL source may be; null where the server will not say (PGlite). */
+async function hubIdentity(db: Db): Promise<DatabaseIdentity | null> {
+  return databaseIdentity(async (text) => ({ rows: await rows<Record<string, unknown>>(db, sql.raw(text)) }));
+}
+
+/**
+ * The connectors of other departments that are authoritative sources of the kind too (designated by the operator):
+ * records they hold are not overwritten by this one, so a record's provenance never changes department silently.
+ * Records held by a department that is no longer a source may be corrected by one that is.
+ */
+async function protectedHolders(tx: Db, connector: Connector, sources: Set<string>): Promise<string[]> {
+  const others = [...sources].filter((d) => d !== connector.departmentCode);
+  if (others.length === 0) return [];
+  const held = await tx
+    .select({ id: connectors.id })
+    .from(connectors)
+    .where(and(eq(connectors.kind, connector.kind), inArray(connectors.departmentCode, others)));
+  return held.map((c) => c.id);
+}
+
+/** An unexpected failure as a run's error text: its SQLSTATE or its class, never its message (it may quote values). */
+function internalError(error: unknown): string {
+  const state = sqlState(error);
+  return `INTERNAL: ${state ? `the batch could not be stored (SQLSTATE ${state})` : `${error instanceof Error ? error.name : 'error'} while syncing`}`;
+}
+
+async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FULL', started: number, sources: SyncSources, options: SyncOptions): Promise<SyncReport> {
   const id = connector.id;
   const log = options.logger?.child({ connector: id });
   const retry = { attempts: 4, baseDelayMs: 500, maxDelayMs: 15_000, ...options.retry };
@@ -105,10 +147,28 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   const runId = run!.id;
   const progress: SyncProgress = { fetched: 0, inserted: 0, updated: 0, unchanged: 0, quarantined: {}, batches: 0 };
   const finish = async (status: 'SUCCEEDED' | 'FAILED', error: string | null): Promise<SyncReport> => {
-    await db.update(syncRuns).set({ status, error, finishedAt: sql`now()` }).where(eq(syncRuns.id, runId));
+    // the run and its audit entry commit together: every run of a source is in the log, with what it did
+    await db.transaction(async (tx) => {
+      await tx.update(syncRuns).set({ status, error, finishedAt: sql`now()` }).where(eq(syncRuns.id, runId));
+      await appendInTransaction(tx, [
+        {
+          department: connector.departmentCode,
+          operation: 'CONNECTOR_SYNC',
+          outcome: status === 'SUCCEEDED' ? 'DONE' : 'REFUSED',
+          // the error's code (NOT_APPROVED, SOURCE_FAILED …); its text stays with the run
+          reason: error ? (/^[A-Z_]+/.exec(error)?.[0] ?? 'FAILED') : null,
+          requestId: runId,
+          details: { connector: id, run: runId, mode, trigger: options.trigger ?? 'manual', digest: connector.approvedDigest, fetched: progress.fetched, inserted: progress.inserted, updated: progress.updated, unchanged: progress.unchanged, quarantined: progress.quarantined },
+        },
+      ]);
+    });
     log?.info({ runId, status, error, ...progress }, 'sync finished');
     return { runId, connectorId: id, mode, status, error, durationMs: Date.now() - started, ...progress };
   };
+
+  // 前置机登记: only the configuration an admin approved runs, and only for a department that is the kind's source
+  if (!isApproved(connector)) return finish('FAILED', `NOT_APPROVED: connector ${id} runs once an admin approved its configuration (approveConnector)`);
+  if (!(await authoritativeDepartments(db, connector.kind)).has(connector.departmentCode)) return finish('FAILED', notAuthoritative(connector.kind, connector.departmentCode));
 
   if (state?.circuit === 'OPEN' && state.circuitOpenedAt && Date.now() - state.circuitOpenedAt.getTime() < breaker.cooldownMs) {
     return finish('FAILED', `CIRCUIT_OPEN: the source failed ${state.consecutiveFailures} times in a row; next try after ${new Date(state.circuitOpenedAt.getTime() + breaker.cooldownMs).toISOString()}`);
@@ -120,14 +180,16 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   const openQuarantine = new Set(
     (await db.select({ sourceId: quarantine.sourceId }).from(quarantine).where(and(eq(quarantine.connectorId, id), isNull(quarantine.resolvedAt)))).map((q) => q.sourceId),
   );
-  const adapter = adapterFor(connector, options.env);
+  let adapter: SourceAdapter | undefined;
   const mapping = connector.mapping as Mapping;
   try {
+    adapter = adapterFor(connector, { egress: sources.egress, secrets: new SecretReader(db, sources.masterKey, connector.departmentCode), importDir: sources.importDir, hubDatabase: await hubIdentity(db) });
+    const source = adapter;
     /** One page with retries and backoff; consecutive failures feed the circuit breaker. */
     const fetchPage = async (from: Cursor | null): Promise<SourcePage> => {
       for (let attempt = 1; ; attempt++) {
         try {
-          const page = await adapter.fetchPage(from, { pageSize, signal });
+          const page = await source.fetchPage(from, { pageSize, signal });
           failures = 0;
           return page;
         } catch (error) {
@@ -166,17 +228,33 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
         const record = raw && typeof raw === 'object' && !Array.isArray(raw) ? raw : { value: raw };
         const sourceId = String(record[idField] ?? `${progress.fetched + i}`);
         try {
-          if (record.__malformed !== undefined || raw !== record) throw new RecordProblem('MALFORMED', 'the source record is not a JSON object');
+          if (record.__malformed !== undefined) throw new RecordProblem('MALFORMED', `line ${String(record.__line)} of the file is not JSON`);
+          if (raw !== record) throw new RecordProblem('MALFORMED', 'the source record is not a JSON object');
           good.push(toIncoming(connector.kind, applyMapping(record, mapping), sourceId, { authoritative: connector.authoritative }));
         } catch (error) {
           if (!(error instanceof RecordProblem)) throw error;
-          bad.push({ sourceId, reason: error.reason, detail: error.message, record });
+          // a line that did not parse is kept as its number alone, and a value that is not an object not at all
+          bad.push({ sourceId, reason: error.reason, detail: error.message, record: record.__malformed !== undefined ? { line: record.__line } : raw === record ? record : {} });
         }
       });
       const nextCursor = page.next ?? page.resume ?? cursor;
       const retrievedAt = new Date();
       const counts = await db.transaction(async (tx) => {
-        const c = await upsertBaseRecords(tx, connector.kind, id, retrievedAt, good);
+        // the department is a source of the kind at the moment its batch commits, not only when the run began
+        const authorities = await authoritativeDepartments(tx, connector.kind);
+        if (!authorities.has(connector.departmentCode)) throw new RunFailure(notAuthoritative(connector.kind, connector.departmentCode));
+        const held = await protectedHolders(tx, connector, authorities);
+        let writable = good;
+        if (held.length) {
+          const taken = new Set(
+            (await rows<{ key: string }>(tx, sql`select key from base_records where kind = ${connector.kind} and key = any(${sql.param(good.map((g) => g.key))}::text[]) and connector_id = any(${sql.param(held)}::text[])`)).map((r) => r.key),
+          );
+          if (taken.size) {
+            writable = good.filter((g) => !taken.has(g.key));
+            for (const g of good) if (taken.has(g.key)) bad.push({ sourceId: g.sourceId, reason: 'HELD_BY_OTHER_SOURCE', detail: `the record is held by another department's source of ${connector.kind}; it is not overwritten`, record: g.data });
+          }
+        }
+        const c = await upsertBaseRecords(tx, connector.kind, id, retrievedAt, writable, held);
         if (bad.length) {
           await tx
             .insert(quarantine)
@@ -193,7 +271,7 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
               },
             });
         }
-        const fixed = good.filter((g) => openQuarantine.has(g.sourceId)).map((g) => g.sourceId);
+        const fixed = writable.filter((g) => openQuarantine.has(g.sourceId)).map((g) => g.sourceId);
         if (fixed.length) {
           await tx
             .update(quarantine)
@@ -219,7 +297,7 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
         return { ...c, q };
       });
       cursor = nextCursor;
-      for (const g of good) openQuarantine.delete(g.sourceId);
+      for (const g of good) if (!bad.some((b) => b.sourceId === g.sourceId)) openQuarantine.delete(g.sourceId);
       for (const b of bad) openQuarantine.add(b.sourceId);
       progress.fetched += page.records.length;
       progress.inserted += counts.inserted;
@@ -233,10 +311,12 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
     return await finish('SUCCEEDED', null);
   } catch (error) {
     if (error instanceof RunFailure) return finish('FAILED', error.message);
-    await finish('FAILED', `INTERNAL: ${error instanceof Error ? error.message : String(error)}`).catch(() => undefined);
-    throw error;
+    if (error instanceof HubError && error.code === 'BAD_USER_INPUT') return finish('FAILED', `CONFIG_INVALID: ${error.message}`);
+    log?.error({ err: { name: (error as Error)?.name, code: sqlState(error) } }, 'sync failed unexpectedly');
+    await finish('FAILED', internalError(error)).catch(() => undefined);
+    throw new Error(internalError(error));
   } finally {
-    await adapter.close?.();
+    await adapter?.close?.();
   }
 }
 
@@ -253,4 +333,37 @@ export async function listQuarantine(db: Db, connectorId: string, open = true): 
     .from(quarantine)
     .where(open ? and(eq(quarantine.connectorId, connectorId), isNull(quarantine.resolvedAt)) : eq(quarantine.connectorId, connectorId))
     .orderBy(quarantine.sourceId);
+}
+
+/** Every string in a JSON value with its 公民身份号码 masked. */
+function masked(value: unknown): unknown {
+  if (typeof value === 'string') return maskIdNumbers(value);
+  if (Array.isArray(value)) return value.map(masked);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, masked(v)]));
+  return value;
+}
+
+/**
+ * 隔离区 as a caller may see it: whole for the source department's providers (they fix the records at the source),
+ * with ID numbers masked for everyone else (admins and auditors included). Each read is an audit entry, written
+ * before the records are returned.
+ */
+export async function readQuarantine(ctx: HubContext, connector: Connector, open: boolean): Promise<(typeof quarantine.$inferSelect)[]> {
+  const p = ctx.principal;
+  const whole = p.kind === 'client' && p.department === connector.departmentCode && p.roles.includes('provider');
+  const found = await listQuarantine(ctx.db, connector.id, open);
+  await ctx.db.transaction((tx) =>
+    appendInTransaction(tx, [
+      {
+        clientId: p.clientId || null,
+        department: p.department || null,
+        operation: 'QUARANTINE_READ',
+        outcome: found.length ? 'RETURNED' : 'NOT_FOUND',
+        requestId: ctx.requestId,
+        details: { connector: connector.id, departmentCode: connector.departmentCode, open, records: found.length, masked: !whole },
+      },
+    ]),
+  );
+  if (whole) return found;
+  return found.map((q) => ({ ...q, detail: maskIdNumbers(q.detail), record: masked(q.record) as Record<string, unknown> }));
 }

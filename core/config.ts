@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { EgressPolicy } from './egress.ts';
 import { StartupError } from './errors.ts';
 
 /**
@@ -42,6 +43,13 @@ const envSchema = z.object({
   HUB_OIDC_SUBJECT_CLAIM: optional(z.string()),
   HUB_READ_RATE: optional(z.coerce.number().int().min(1).max(1_000_000)),
   HUB_VERIFY_RATE: optional(z.coerce.number().int().min(1).max(1_000_000)),
+  HUB_EGRESS_ALLOW: optional(
+    z.string().superRefine((v, ctx) => {
+      const problem = EgressPolicy.problemOf(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: `has a bad entry: ${problem}` });
+    }),
+  ),
+  HUB_IMPORT_DIR: optional(z.string().refine((v) => path.isAbsolute(v) && !v.includes('\u0000'), 'must be an absolute path')),
   HUB_QUEUE: optional(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, _ or -')),
 });
 
@@ -64,6 +72,10 @@ export interface HubConfig {
   readRate: number;
   /** POST /verify requests per second per client address (shared through Redis when configured) */
   verifyRate: number;
+  /** HUB_EGRESS_ALLOW as given: hosts, addresses and CIDRs the hub may call although they are not public */
+  egressAllow: string | undefined;
+  /** HUB_IMPORT_DIR: file sources only from its <department code>/ folders */
+  importDir: string | undefined;
   /** holders' identity provider (OpenID Connect): ID tokens from it are accepted for the holders' own views */
   oidc: { issuer: string; audience: string; subjectClaim: string } | undefined;
 }
@@ -110,6 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     queue: e.HUB_QUEUE ?? 'hub',
     readRate: e.HUB_READ_RATE ?? 5000,
     verifyRate: e.HUB_VERIFY_RATE ?? 100,
+    egressAllow: e.HUB_EGRESS_ALLOW,
+    importDir: e.HUB_IMPORT_DIR,
     oidc: e.HUB_OIDC_ISSUER ? { issuer: e.HUB_OIDC_ISSUER, audience: e.HUB_OIDC_AUDIENCE ?? 'hub', subjectClaim: e.HUB_OIDC_SUBJECT_CLAIM ?? 'id_number' } : undefined,
   };
 }

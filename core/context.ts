@@ -45,6 +45,24 @@ export interface HubContext {
   db: Db;
 }
 
+/**
+ * Who an administrative act's audit entry names as acting: the client of a request, or the command line, which
+ * works on the database with no principal.
+ */
+export interface Actor {
+  clientId: string;
+  department: string | null;
+  requestId?: string | null;
+}
+
+/** The command line (`npx hub …`) as the actor of the acts it does straight on the database. */
+export const CLI_ACTOR: Actor = Object.freeze({ clientId: 'hub-cli', department: null });
+
+/** The acting principal of a request, for its audit entries. */
+export function actorOf(ctx: { principal: Principal; requestId: string }): Actor {
+  return { clientId: ctx.principal.clientId, department: ctx.principal.department, requestId: ctx.requestId };
+}
+
 /** FORBIDDEN unless the caller holds one of the roles. */
 export function requireRole(ctx: { principal: Principal }, ...roles: Role[]): ClientPrincipal {
   const p = ctx.principal;

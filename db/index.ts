@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/logger.ts';
-import { acquireDataDirLock, type DataDirLock } from './lock.ts';
+import { acquireDataDirLock, secureDataDir, type DataDirLock } from './lock.ts';
 import * as schema from './schema.ts';
 
 export { schema };
@@ -119,7 +118,8 @@ async function openPglite(dataDir: string, appRole: boolean): Promise<Database> 
   const memory = dataDir.startsWith('memory://');
   let lock: DataDirLock | undefined;
   if (!memory) {
-    fs.mkdirSync(dataDir, { recursive: true });
+    // owner only, before PGlite writes anything (and an older directory put right)
+    secureDataDir(dataDir);
     lock = acquireDataDirLock(dataDir);
   }
   try {
@@ -127,6 +127,8 @@ async function openPglite(dataDir: string, appRole: boolean): Promise<Database> 
       extensions: { pg_trgm },
       parsers: { [INT8]: (v: string) => Number(v), [BYTEA]: parseBytea },
     });
+    // a fresh database is unpacked with modes of its own (0666 files), whatever the umask: put right once more
+    if (!memory) secureDataDir(dataDir);
     const db = drizzle(client, { schema }) as unknown as Db;
     const database: Database = {
       db,

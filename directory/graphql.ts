@@ -15,6 +15,7 @@ import { calendarYear, loadWorkingCalendar, type CalendarInput } from './calenda
 import { exportCatalogue, importCatalogue } from './catalogue.ts';
 import { getDepartment, listDepartments } from './departments.ts';
 import { getBundle, getServiceItem, listBundles, materialsOf, registerBundle, registerServiceItem, searchServiceItems, type ServiceItem, type ServiceItemInput } from './items.ts';
+import type { EgressPolicy } from '../core/egress.ts';
 import { listNotifications, setWebhook } from './notifications.ts';
 import {
   encodeCursor,
@@ -36,6 +37,8 @@ import {
 export interface DirectoryPorts {
   grants: GrantChecker;
   masterKey: Buffer;
+  /** what the hub may call (HUB_EGRESS_ALLOW): webhooks must pass it */
+  egress: EgressPolicy;
 }
 type Ctx = HubContext & DirectoryPorts;
 
@@ -313,7 +316,7 @@ export const resolvers = {
       await registerBundle(ctx, a.input);
       return getBundle(ctx.db, a.input.code);
     },
-    setWebhook: (_: unknown, a: { department: string; url: string }, ctx: Ctx) => setWebhook(ctx, ctx.masterKey, a.department, a.url),
+    setWebhook: (_: unknown, a: { department: string; url: string }, ctx: Ctx) => setWebhook(ctx, ctx.masterKey, ctx.egress, a.department, a.url),
     loadWorkingCalendar: (_: unknown, a: CalendarInput, ctx: Ctx) => {
       requireRole(ctx, 'admin');
       return loadWorkingCalendar(ctx.db, a);

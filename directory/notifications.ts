@@ -1,7 +1,9 @@
 import crypto from 'node:crypto';
 import { and, asc, desc, eq, isNull, lt, sql } from 'drizzle-orm';
+import { appendInTransaction } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
-import { badInput } from '../core/errors.ts';
+import { EgressRefused, type EgressPolicy } from '../core/egress.ts';
+import { badInput, HubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Db } from '../db/index.ts';
 import { seal, unseal } from '../auth/master-key.ts';
@@ -26,29 +28,69 @@ export async function listNotifications(ctx: HubContext, departmentCode: string 
   return ctx.db.select().from(notifications).where(eq(notifications.departmentCode, dept)).orderBy(desc(notifications.createdAt)).limit(first);
 }
 
+/** What setWebhook needs of the egress policy: its check of a target, which throws EgressRefused. */
+export type WebhookEgress = Pick<EgressPolicy, 'check'>;
+
+const MAX_WEBHOOK_URL = 2048;
+
 /**
- * Sets a department's webhook. The hub signs each delivery with HMAC-SHA256 over `timestamp.body` using the secret
- * returned here once (sealed at rest), in the header `x-hub-signature: t=…,v1=…`.
+ * A webhook address as the hub accepts it: absolute http(s), and no userinfo (a password in a URL ends up in logs
+ * and audit entries; the hub signs each delivery instead).
  */
-export async function setWebhook(ctx: HubContext, masterKey: Buffer, departmentCode: string, url: string): Promise<{ url: string; secret: string }> {
-  requireRole(ctx, 'provider', 'admin');
-  requireOwnDepartment(ctx, departmentCode, `the webhook of department ${departmentCode}`);
+function parseWebhookUrl(url: string): URL {
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(typeof url === 'string' ? url.trim() : '');
   } catch {
     throw badInput('url', 'the webhook must be an absolute http(s) URL');
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw badInput('url', 'the webhook must be an http(s) URL');
+  if (parsed.username || parsed.password) throw badInput('url', 'the webhook URL must not carry a user name or password; the hub signs each delivery instead');
+  if (parsed.href.length > MAX_WEBHOOK_URL) throw badInput('url', `the webhook URL is longer than ${MAX_WEBHOOK_URL} characters`);
+  return parsed;
+}
+
+/**
+ * The egress policy's word on a webhook address, so a department cannot point the hub at its own listeners, the
+ * metadata service or another internal address (SSRF). Deliveries go through the policy as well (a name may resolve
+ * elsewhere later); this refuses at once, with the field named.
+ */
+async function allowedByEgress(egress: WebhookEgress | undefined, url: URL): Promise<void> {
+  // fail closed: a process wired without a policy calls nowhere
+  if (!egress) throw new Error('setWebhook: no egress policy was given');
+  try {
+    await egress.check(url);
+  } catch (error) {
+    if (error instanceof EgressRefused) throw new HubError('BAD_USER_INPUT', `the hub does not call this webhook: ${error.message}`, { field: 'url', reason: error.reason }, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Sets a department's webhook. The hub signs each delivery with HMAC-SHA256 over `timestamp.body` using the secret
+ * returned here once (sealed at rest), in the header `x-hub-signature: t=…,v1=…`. The change is an audit entry
+ * (WEBHOOK_SET) naming the address, never the secret.
+ */
+export async function setWebhook(ctx: HubContext, masterKey: Buffer, egress: WebhookEgress | undefined, departmentCode: string, url: string): Promise<{ url: string; secret: string }> {
+  requireRole(ctx, 'provider', 'admin');
+  requireOwnDepartment(ctx, departmentCode, `the webhook of department ${departmentCode}`);
+  const parsed = parseWebhookUrl(url);
   const [dept] = await ctx.db.select({ code: departments.code }).from(departments).where(eq(departments.code, departmentCode));
   if (!dept) throw badInput('departmentCode', `department ${departmentCode} is not registered`);
+  await allowedByEgress(egress, parsed);
+  const target = parsed.href;
   const secret = crypto.randomBytes(32).toString('base64url');
   const secretEnc = seal(masterKey, secret, `webhook:${departmentCode}`);
-  await ctx.db
-    .insert(departmentWebhooks)
-    .values({ departmentCode, url, secretEnc })
-    .onConflictDoUpdate({ target: departmentWebhooks.departmentCode, set: { url, secretEnc, updatedAt: sql`now()` } });
-  return { url, secret };
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .insert(departmentWebhooks)
+      .values({ departmentCode, url: target, secretEnc })
+      .onConflictDoUpdate({ target: departmentWebhooks.departmentCode, set: { url: target, secretEnc, updatedAt: sql`now()` } });
+    await appendInTransaction(tx, [
+      { clientId: ctx.principal.clientId, department: ctx.principal.department, operation: 'WEBHOOK_SET', outcome: 'DONE', requestId: ctx.requestId, details: { department: departmentCode, url: target } },
+    ]);
+  });
+  return { url: target, secret };
 }
 
 export function signWebhook(secret: string, timestamp: number, body: string): string {
@@ -61,7 +103,7 @@ const MAX_ATTEMPTS = 10;
  * Sends undelivered notices to departments with a webhook (a job runs this). Each notice is claimed with SKIP
  * LOCKED, so several workers share the work without sending one twice; a failure is retried on the next run.
  */
-export async function deliverNotifications(db: Db, masterKey: Buffer, logger: Logger, options: { limit?: number; timeoutMs?: number } = {}): Promise<{ delivered: number; failed: number }> {
+export async function deliverNotifications(db: Db, masterKey: Buffer, egress: EgressPolicy, logger: Logger, options: { limit?: number; timeoutMs?: number } = {}): Promise<{ delivered: number; failed: number }> {
   let delivered = 0;
   let failed = 0;
   const hooks = await db.select().from(departmentWebhooks);
@@ -80,13 +122,16 @@ export async function deliverNotifications(db: Db, masterKey: Buffer, logger: Lo
         const body = JSON.stringify({ id: n.id, kind: n.kind, department: n.departmentCode, createdAt: n.createdAt.toISOString(), ...n.payload });
         const timestamp = Math.floor(Date.now() / 1000);
         try {
-          const res = await fetch(hook.url, {
+          // through the egress policy, as when it was set: a name may resolve elsewhere since; no redirect is followed
+          const res = await egress.request(hook.url, {
             method: 'POST',
             headers: { 'content-type': 'application/json', 'x-hub-signature': signWebhook(secret, timestamp, body), 'x-hub-notification-id': n.id },
             body,
-            signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
+            timeoutMs: options.timeoutMs ?? 5000,
+            maxBytes: 64 * 1024,
+            maxRedirects: 0,
           });
-          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
           await tx.update(notifications).set({ deliveredAt: sql`now()`, attempts: n.attempts + 1, lastError: null }).where(eq(notifications.id, n.id));
           delivered++;
         } catch (error) {

@@ -1,4 +1,5 @@
-import { and, asc, eq, gt, ilike, inArray, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, ilike, inArray, ne, or, sql, type SQL } from 'drizzle-orm';
+import { appendInTransaction, type AuditRecord } from '../audit/writer.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation, notFound } from '../core/errors.ts';
 import { usccProblem } from '../core/ids.ts';
@@ -159,16 +160,56 @@ export async function listResourceVersions(db: Db, code: string): Promise<Resour
   return db.select().from(resources).where(eq(resources.code, code)).orderBy(asc(resources.version));
 }
 
+/** The audit entry of an act on a resource, by the acting principal (written in the act's transaction). */
+function resourceAudit(ctx: HubContext, operation: string, code: string, details: Record<string, unknown>, reason: string | null = null): AuditRecord {
+  return { clientId: ctx.principal.clientId, department: ctx.principal.department, operation, resourceCode: code, outcome: 'DONE', reason, requestId: ctx.requestId, details };
+}
+
+type ResourceValues = ReturnType<typeof validateResourceInput>;
+
+const sameField = (a: ResourceField, b: ResourceField) =>
+  a.name === b.name && a.dataType === b.dataType && (a.length ?? null) === (b.length ?? null) && Boolean(a.sensitive) === Boolean(b.sensitive);
+
+/**
+ * What an update changes, for its audit entry: each changed column with its value before and after, and for the
+ * 信息项 the codes added, removed and changed (a whole list twice would bury the change). searchText is derived.
+ */
+function resourceChanges(before: Resource, after: ResourceValues): Record<string, unknown> {
+  const changed: Record<string, unknown> = {};
+  for (const key of Object.keys(after) as (keyof ResourceValues)[]) {
+    if (key === 'searchText' || key === 'code') continue;
+    if (key === 'fields') {
+      const old = new Map(before.fields.map((f) => [f.code, f]));
+      const now = new Map(after.fields.map((f) => [f.code, f]));
+      const added = after.fields.filter((f) => !old.has(f.code)).map((f) => f.code);
+      const removed = before.fields.filter((f) => !now.has(f.code)).map((f) => f.code);
+      const altered = after.fields.filter((f) => old.has(f.code) && !sameField(old.get(f.code)!, f)).map((f) => f.code);
+      const reordered = !added.length && !removed.length && before.fields.some((f, i) => after.fields[i]!.code !== f.code);
+      if (added.length || removed.length || altered.length || reordered) changed.fields = { added, removed, changed: altered };
+      continue;
+    }
+    const from = before[key] ?? null;
+    const to = after[key] ?? null;
+    if (JSON.stringify(from) !== JSON.stringify(to)) changed[key] = { from, to };
+  }
+  return changed;
+}
+
 /** registerResource: a new draft, version 1. */
 export async function registerResource(ctx: HubContext, input: ResourceInput): Promise<Resource> {
   await authoriseProvider(ctx, input.providerCode);
   const values = validateResourceInput(input);
   try {
-    const [row] = await ctx.db
-      .insert(resources)
-      .values({ ...values, version: 1, current: true, status: 'DRAFT', changedBy: ctx.principal.clientId })
-      .returning();
-    return row!;
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(resources)
+        .values({ ...values, version: 1, current: true, status: 'DRAFT', changedBy: ctx.principal.clientId })
+        .returning();
+      await appendInTransaction(tx, [
+        resourceAudit(ctx, 'RESOURCE_REGISTER', values.code, { version: 1, name: values.name, category: values.category, baseKind: values.baseKind, providerCode: values.providerCode, sharingType: values.sharingType, fields: values.fields.map((f) => f.code) }),
+      ]);
+      return row!;
+    });
   } catch (error) {
     if (isUniqueViolation(error)) throw new HubError('CONFLICT', `resource ${input.code} already exists`, {}, { cause: error });
     throw error;
@@ -202,12 +243,14 @@ export async function updateResource(ctx: HubContext, code: string, input: Resou
       .where(and(eq(resources.code, code), eq(resources.current, true)))
       .for('update');
     if (!locked || locked.version !== current.version) throw new HubError('CONFLICT', `resource ${code} changed meanwhile; read it again`);
+    const changed = resourceChanges(locked, values);
     if (locked.status === 'DRAFT') {
       const [row] = await tx
         .update(resources)
         .set({ ...values, changedBy: ctx.principal.clientId, updatedAt: sql`now()` })
         .where(and(eq(resources.code, code), eq(resources.version, locked.version)))
         .returning();
+      await appendInTransaction(tx, [resourceAudit(ctx, 'RESOURCE_UPDATE', code, { version: locked.version, changed })]);
       return row!;
     }
     await tx.update(resources).set({ current: false, updatedAt: sql`now()` }).where(and(eq(resources.code, code), eq(resources.version, locked.version)));
@@ -222,6 +265,7 @@ export async function updateResource(ctx: HubContext, code: string, input: Resou
         changedBy: ctx.principal.clientId,
       })
       .returning();
+    await appendInTransaction(tx, [resourceAudit(ctx, 'RESOURCE_UPDATE', code, { version: locked.version + 1, previousVersion: locked.version, changed })]);
     await notify(tx, RESOURCES_CHANNEL, code);
     return row!;
   });
@@ -237,6 +281,7 @@ export async function publishResource(ctx: HubContext, code: string): Promise<Re
       .where(and(eq(resources.code, code), eq(resources.version, current.version), eq(resources.status, 'DRAFT')))
       .returning();
     if (!row) throw new HubError('CONFLICT', `resource ${code} changed meanwhile; read it again`);
+    await appendInTransaction(tx, [resourceAudit(ctx, 'RESOURCE_PUBLISH', code, { version: row.version })]);
     await notify(tx, RESOURCES_CHANNEL, code);
     return row;
   });
@@ -251,10 +296,12 @@ export async function retireResource(ctx: HubContext, code: string, reason: stri
     const [row] = await tx
       .update(resources)
       .set({ status: 'RETIRED', retiredAt: sql`now()`, retiredReason: reason.trim(), changedBy: ctx.principal.clientId, updatedAt: sql`now()` })
-      .where(and(eq(resources.code, code), eq(resources.version, current.version)))
+      .where(and(eq(resources.code, code), eq(resources.version, current.version), eq(resources.current, true), ne(resources.status, 'RETIRED')))
       .returning();
+    if (!row) throw new HubError('CONFLICT', `resource ${code} changed meanwhile; read it again`);
+    await appendInTransaction(tx, [resourceAudit(ctx, 'RESOURCE_RETIRE', code, { version: row.version }, reason.trim())]);
     await notify(tx, RESOURCES_CHANNEL, code);
-    return row!;
+    return row;
   });
 }
 

@@ -120,6 +120,8 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
     issuer: services.config.issuer,
     limiter: createReadLimiter({ pointsPerSecond: services.config.readRate, redis: options.redis }),
     masterKey: services.masterKey,
+    egress: services.egress,
+    oidcIssuer: services.config.oidc?.issuer,
     licence: services.licence,
     jobs: options.jobs ?? {
       enqueue: () => {

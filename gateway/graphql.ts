@@ -264,7 +264,7 @@ export function buildYoga(
     logging: false,
     // HubError is a GraphQLError and passes unmasked; anything else becomes INTERNAL_SERVER_ERROR without detail.
     maskedErrors: { maskError: (error, message) => maskError(error, message, options.logger) },
-    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter, licence: options.licence, licenceSource, materialsCounter: options.metrics.materialOutcomes }),
+    context: ({ principal, requestId, log }) => ({ principal, requestId, log, db: options.db, grants: options.grants, masterKey: options.masterKey, egress: options.egress, oidcIssuer: options.oidcIssuer, jobs: options.jobs, audit: options.audit, keys: options.keys, issuer: options.issuer, auditIds: [], limiter: options.limiter, licence: options.licence, licenceSource, materialsCounter: options.metrics.materialOutcomes }),
     plugins: [
       maxTokensPlugin({ n: 2000 }),
       // 15 admits the standard introspection query (GraphiQL's) and nothing much deeper.

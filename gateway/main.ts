@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const probes: ReadinessProbe[] = [];
   const redis = config.redisUrl ? redisConnection(config.redisUrl) : undefined;
   if (redis) probes.push({ name: 'redis', check: async () => void (await redis.ping()) });
-  const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey, keys: services.keys, issuer: config.issuer });
+  const runner = redis ? undefined : await startInlineRunner({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey, egress: services.egress, importDir: config.importDir, keys: services.keys, issuer: config.issuer });
 
   const producer = redis ? new Queue(config.queue, { connection: redis, defaultJobOptions: DEFAULT_JOB_OPTIONS }) : undefined;
   const jobs: JobQueuePort = producer
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     : { enqueue: (name, data) => runner!.enqueue(name, data) };
   const app = buildApp(services, { probes, graphiql: config.env !== 'production', defaultMetrics: true, jobs, ...(redis ? { redis } : {}) });
   // The embedded demo pulls from department simulators running in this process.
-  const sources = embedded ? await startDemoSources(services.database.db, logger) : undefined;
+  const sources = embedded ? await startDemoSources(services.database.db, logger, services.masterKey, services.egress) : undefined;
   for (const id of sources?.neverSynced ?? []) await jobs.enqueue('connectors.sync', { connectorId: id, trigger: 'demo-start' });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, app.listener);
   await new Promise<void>((resolve, reject) => {
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  services.egress.addOwnPort(port); // PORT=0 listens where the system chose: refused as a target all the same
   logger.info({ port, driver: services.database.driver, redis: Boolean(redis) }, 'hub listening');
   if (demo) printWelcome(config.issuer, port, path.relative(process.cwd(), path.join(config.dataDir, 'demo-client.json')));
 

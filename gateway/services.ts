@@ -8,6 +8,7 @@ import { AuditWriter } from '../audit/writer.ts';
 import { GrantChecker } from '../directory/access.ts';
 import { openLicenceRuntime, type LicenceRuntime } from '../licence/runtime.ts';
 import type { HubConfig } from '../core/config.ts';
+import { EgressPolicy } from '../core/egress.ts';
 import type { Logger } from '../core/logger.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { migrateDatabase } from '../db/migrate.ts';
@@ -18,6 +19,8 @@ export interface HubServices {
   logger: Logger;
   database: Database;
   masterKey: Buffer;
+  /** what the hub may call on anyone's behalf (HUB_EGRESS_ALLOW); the embedded demo adds its simulators */
+  egress: EgressPolicy;
   keys: KeyRing;
   clients: ClientCache;
   oauth: OAuthServer;
@@ -57,6 +60,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
     const grants = await GrantChecker.open(database, logger);
     const audit = new AuditWriter(database.db);
     const licence = await openLicenceRuntime(database, masterKey, config.issuer, logger);
+    const egress = EgressPolicy.fromConfig(config.egressAllow, { ports: [config.port], issuer: config.issuer });
     const oauth = new OAuthServer({
       db: database.db,
       keys,
@@ -70,6 +74,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
       logger,
       database,
       masterKey,
+      egress,
       keys,
       clients,
       oauth,
@@ -82,6 +87,7 @@ export async function openHub(config: HubConfig, logger: Logger, options: OpenHu
         await grants.close();
         await keys.close();
         await clients.close();
+        egress.close();
         if (!options.database) await database.close();
       },
     };

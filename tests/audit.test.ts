@@ -242,8 +242,9 @@ describe.each(drivers())('the audit log (%s)', (driver) => {
       [{ clientId: 'run-b' }, sql`client_id = 'run-b'`, 12],
       [{ clientId: 'run-none' }, sql`false`, 0],
       [{ department: 'D-run-b' }, sql`department = 'D-run-b'`, 12],
-      [{ resourceCode: RARE_RESOURCE.code }, sql`resource_code = ${RARE_RESOURCE.code}`, 3],
-      [{ provider: police }, sql`resource_code = ${RARE_RESOURCE.code}`, 3],
+      // three reads, and the resource's registration (RESOURCE_REGISTER)
+      [{ resourceCode: RARE_RESOURCE.code }, sql`resource_code = ${RARE_RESOURCE.code}`, 4],
+      [{ provider: police }, sql`resource_code = ${RARE_RESOURCE.code}`, 4],
       [{ provider: police, clientId: 'run-b' }, sql`false`, 0],
       [{ resourceCode: 'RES-B', outcome: 'RETURNED' }, sql`resource_code = 'RES-B' and outcome = 'RETURNED'`, 12],
       [{ itemCode: 'ITEM-B' }, sql`item_code = 'ITEM-B'`, 9],

@@ -16,9 +16,10 @@ interface Run {
 }
 
 /** `npx hub …` as an operator runs it: the package bin, its own process, configured by the environment. */
-function hub(args: string[], env: Record<string, string>): Promise<Run> {
+function hub(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['cli/bin.js', ...args], { env: { ...process.env, NODE_ENV: '', ...env } });
+    child.stdin.end(input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -107,21 +108,30 @@ describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
     const sim = await startSimulator({ kind: 'population', records: 1500, auth: { type: 'bearer', token: 'cli-token' } });
     try {
       const file = path.join(dir, 'connector.json');
-      fs.writeFileSync(file, JSON.stringify({ id: 'cli-pop', name: '公安人口', departmentCode: '11350100003500019B', kind: 'population', adapter: 'http', config: { url: sim.url, auth: { type: 'bearer', tokenEnv: 'CLI_SIM_TOKEN' }, pageSize: 500 } }));
       const departments = JSON.parse((await hub(['departments', 'list'], env)).stdout) as { code: string; name: string }[];
       const police = departments.find((d) => d.name === '福州市公安局')!.code;
-      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('11350100003500019B', police));
+      fs.writeFileSync(file, JSON.stringify({ id: 'cli-pop', name: '公安人口', departmentCode: police, kind: 'population', adapter: 'http', config: { url: sim.url, auth: { type: 'bearer', secret: 'cli-token' }, pageSize: 500 } }));
+      // the operator designates 公安 as the population source (this database has no directory) and, as another
+      // admin than the one at the command line, approves what the command line drafted (four eyes)
+      const admin = await running.token(await running.newClient(['admin'], { department: police }));
+      expect((await running.graphql(`mutation { designateBaseSource(kind: population, department: "${police}", reason: "人口") { kind } }`, admin)).body.errors).toBeUndefined();
+      expect((await hub(['connectors', 'secret', 'set', police, 'cli-token'], env, 'cli-token')).status).toBe(0);
       const created = await hub(['connectors', 'create', '--file', file], env);
-      expect(JSON.parse(created.stdout)).toMatchObject({ id: 'cli-pop', kind: 'population', adapter: 'http' });
-      const sync = await hub(['sync', 'cli-pop'], { ...env, CLI_SIM_TOKEN: 'cli-token' });
+      expect(JSON.parse(created.stdout)).toMatchObject({ id: 'cli-pop', kind: 'population', adapter: 'http', status: 'DRAFT' });
+      const unapproved = await hub(['sync', 'cli-pop'], env);
+      expect(JSON.parse(unapproved.stdout)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^NOT_APPROVED/) });
+      running.services.egress.allow(new URL(sim.url).host); // the running hub's HUB_EGRESS_ALLOW lists the source too
+      expect((await running.graphql(`mutation { approveConnector(id: "cli-pop") { status } }`, admin)).body.data?.approveConnector).toEqual({ status: 'APPROVED' });
+      const sync = await hub(['sync', 'cli-pop'], { ...env, HUB_EGRESS_ALLOW: new URL(sim.url).host });
       expect(sync.status).toBe(0);
       const report = JSON.parse(sync.stdout);
       expect(report).toMatchObject({ connectorId: 'cli-pop', status: 'SUCCEEDED', fetched: 1500, batches: 3 });
       expect(report.inserted + Object.values(report.quarantined as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(1500);
       expect(sync.stderr).toMatch(/sync cli-pop \| 1500 fetched/);
-      const noToken = await hub(['sync', 'cli-pop', '--full'], env);
-      expect(noToken.status).toBe(1);
-      expect(JSON.parse(noToken.stdout)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/CLI_SIM_TOKEN/) });
+      // the simulator's loopback address not listed: the egress policy refuses it
+      const refused = await hub(['sync', 'cli-pop', '--full'], env);
+      expect(refused.status).toBe(1);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/EGRESS_REFUSED \(ADDRESS\)/) });
     } finally {
       await sim.close();
     }

@@ -15,14 +15,17 @@ describe.each(drivers())('connectors in GraphQL (%s)', (driver) => {
   let sim: Simulator;
   let police: string;
   let market: string;
+  let admin: string;
   beforeAll(async () => {
     tdb = await createTestDatabase(driver);
-    runner = await startInlineRunner({ database: tdb.database, db: tdb.database.db, logger: createLogger({ level: 'silent' }), masterKey: Buffer.from(TEST_MASTER_KEY, 'hex') });
-    hub = await startTestHub(tdb.database, { jobs: runner });
     sim = await startSimulator({ kind: 'population', records: 800, auth: { type: 'bearer', token: 'gql-token' } });
-    process.env.GQL_SIM_TOKEN = 'gql-token';
+    hub = await startTestHub(tdb.database, { jobs: { enqueue: (name, data) => runner.enqueue(name, data) }, env: { HUB_EGRESS_ALLOW: new URL(sim.url).host } });
+    runner = await startInlineRunner({ database: tdb.database, db: tdb.database.db, logger: createLogger({ level: 'silent' }), masterKey: Buffer.from(TEST_MASTER_KEY, 'hex'), egress: hub.services.egress });
     police = await hub.token(await hub.newClient(['provider'], { department: POLICE! }));
     market = await hub.token(await hub.newClient(['provider'], { department: MARKET! }));
+    admin = await hub.token(await hub.newClient(['admin'], { department: DEMO_DEPARTMENTS[4].code }));
+    await hub.graphql(`mutation { designateBaseSource(kind: population, department: "${POLICE}", reason: "人口") { kind } }`, admin);
+    await hub.graphql(`mutation { setSourceSecret(department: "${POLICE}", name: "gql-token", value: "gql-token") { version } }`, police);
   });
   afterAll(async () => {
     await runner?.stop();
@@ -38,7 +41,7 @@ describe.each(drivers())('connectors in GraphQL (%s)', (driver) => {
     departmentCode: POLICE,
     kind: 'population',
     adapter: 'http',
-    config: { url: sim.url, auth: { type: 'bearer', tokenEnv: 'GQL_SIM_TOKEN' }, pageSize: 300 },
+    config: { url: sim.url, auth: { type: 'bearer', secret: 'gql-token' }, pageSize: 300 },
     schedule: '0 */6 * * *',
     ...over,
   });
@@ -51,6 +54,7 @@ describe.each(drivers())('connectors in GraphQL (%s)', (driver) => {
     const created = await hub.graphql(CREATE, police, { input: input() });
     expect(created.body.data?.createConnector).toEqual({ id: `pop-gql-${driver}`, kind: 'population', adapter: 'http', schedule: '0 */6 * * *', state: { circuit: 'CLOSED' } });
 
+    expect((await hub.graphql(`mutation { approveConnector(id: "pop-gql-${driver}") { status } }`, admin)).body.data?.approveConnector).toEqual({ status: 'APPROVED' });
     const run = await hub.graphql(`mutation { runConnector(id: "pop-gql-${driver}") { connectorId full } }`, police);
     expect(run.body.data?.runConnector).toEqual({ connectorId: `pop-gql-${driver}`, full: false });
     const runs = async () =>

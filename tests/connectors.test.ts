@@ -14,6 +14,7 @@ import { rows } from '../db/index.ts';
 import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { createPgDatabase, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
+import { approvedSource, testSources } from './helpers/sources.ts';
 
 const log = createLogger({ level: 'silent' });
 const POLICE = DEMO_DEPARTMENTS[0].code;
@@ -45,15 +46,20 @@ async function count(tdb: TestDatabase, table: string): Promise<number> {
 
 describe.each(drivers())('connectors from files (%s)', (driver) => {
   let tdb: TestDatabase;
+  let importDir: string;
   let dir: string;
+  let sources: ReturnType<typeof testSources>;
   beforeAll(async () => {
     tdb = await createTestDatabase(driver);
     for (const d of DEMO_DEPARTMENTS) await createDepartment(tdb.database.db, d);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-conn-'));
+    importDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-conn-'));
+    dir = path.join(importDir, POLICE);
+    fs.mkdirSync(dir);
+    sources = testSources({ importDir });
   });
   afterAll(async () => {
     await tdb?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(importDir, { recursive: true, force: true });
   });
 
   it('loads JSONL in checkpointed batches, quarantines bad records with reasons, and skips unchanged ones', async () => {
@@ -64,17 +70,16 @@ describe.each(drivers())('connectors from files (%s)', (driver) => {
     records[30] = person(30, { hyzk: '99' }); // enumeration
     records[40] = person(40, { csrq: '19000101' }); // birth date differs from the ID number
     fs.writeFileSync(file, `${records.map((r) => JSON.stringify(r)).join('\n')}\n{not json\n`);
-    const ctx = systemContext(tdb.database.db, log, POLICE);
-    await createConnector(ctx, { id: 'pop-file', name: '公安人口文件', departmentCode: POLICE, kind: 'population', adapter: 'file', config: { path: file, format: 'jsonl' } });
+    await approvedSource(tdb.database.db, { id: 'pop-file', name: '公安人口文件', departmentCode: POLICE, kind: 'population', adapter: 'file', config: { path: 'population.jsonl', format: 'jsonl' } });
 
-    const first = await runSync(tdb.database, 'pop-file', { pageSize: 100 });
+    const first = await runSync(tdb.database, 'pop-file', sources, { pageSize: 100 });
     expect(first).toMatchObject({ status: 'SUCCEEDED', fetched: 251, inserted: 246, updated: 0, unchanged: 0, batches: 3 });
     expect(first.quarantined).toEqual({ ID_NUMBER_INVALID: 1, REQUIRED_MISSING: 1, ENUM_INVALID: 1, BIRTH_DATE_MISMATCH: 1, MALFORMED: 1 });
     const q = await listQuarantine(tdb.database.db, 'pop-file');
     expect(q.find((x) => x.sourceId === 'P0000010')).toMatchObject({ reason: 'ID_NUMBER_INVALID', detail: expect.stringMatching(/CHECK_DIGIT/) });
 
     // the same file again: nothing to do (its checkpoint says done)
-    const again = await runSync(tdb.database, 'pop-file', { pageSize: 100 });
+    const again = await runSync(tdb.database, 'pop-file', sources, { pageSize: 100 });
     expect(again).toMatchObject({ status: 'SUCCEEDED', fetched: 0 });
 
     // a new file version: the fixed records land and leave quarantine, one change is a new version, the rest unchanged
@@ -82,7 +87,7 @@ describe.each(drivers())('connectors from files (%s)', (driver) => {
     records[5] = person(5, { hyzk: '20', hjdz: '福州市台江区新址' });
     fs.writeFileSync(file, `${records.map((r) => JSON.stringify(r)).join('\n')}\n`);
     fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
-    const second = await runSync(tdb.database, 'pop-file', { pageSize: 100 });
+    const second = await runSync(tdb.database, 'pop-file', sources, { pageSize: 100 });
     expect(second).toMatchObject({ status: 'SUCCEEDED', fetched: 250, inserted: 1, updated: 1, unchanged: 245 }); // and 3 still quarantined
     expect((await listQuarantine(tdb.database.db, 'pop-file')).map((x) => x.sourceId).sort()).toEqual(['250', 'P0000020', 'P0000030', 'P0000040']); // '250': the malformed line, by its position
     expect(await count(tdb, 'base_records')).toBe(247);
@@ -109,11 +114,10 @@ describe.each(drivers())('connectors from files (%s)', (driver) => {
     const recs = Array.from({ length: 30 }, (_, i) => person(1000 + i));
     const cols = Object.keys(recs[0]!);
     fs.writeFileSync(file, `\uFEFF${cols.join(',')}\n${recs.map((r) => cols.map((c) => `"${String((r as Record<string, unknown>)[c]).replace(/"/g, '""')}"`).join(',')).join('\n')}\n`);
-    const ctx = systemContext(tdb.database.db, log, POLICE);
-    await createConnector(ctx, { id: 'pop-csv', name: '公安人口CSV', departmentCode: POLICE, kind: 'population', adapter: 'file', config: { path: file, format: 'csv' } });
-    expect(await runSync(tdb.database, 'pop-csv', { pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', inserted: 30, batches: 5 });
+    await approvedSource(tdb.database.db, { id: 'pop-csv', name: '公安人口CSV', departmentCode: POLICE, kind: 'population', adapter: 'file', config: { path: 'population.csv', format: 'csv' } });
+    expect(await runSync(tdb.database, 'pop-csv', sources, { pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', inserted: 30, batches: 5 });
     const historyBefore = await count(tdb, 'base_record_history');
-    expect(await runSync(tdb.database, 'pop-csv', { full: true, pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', mode: 'FULL', fetched: 30, unchanged: 30, inserted: 0 });
+    expect(await runSync(tdb.database, 'pop-csv', sources, { full: true, pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', mode: 'FULL', fetched: 30, unchanged: 30, inserted: 0 });
     expect(await count(tdb, 'base_record_history')).toBe(historyBefore);
   });
 
@@ -129,10 +133,12 @@ describe.runIf(pgAvailable())('a connector reading a department PostgreSQL table
   let tdb: TestDatabase;
   let source: TestDatabase;
   let client: pg.Client;
+  let sql5432: ReturnType<typeof testSources>;
   beforeAll(async () => {
     tdb = await createTestDatabase('pg');
     for (const d of DEMO_DEPARTMENTS) await createDepartment(tdb.database.db, d);
     source = await createPgDatabase();
+    sql5432 = testSources({ allow: [new URL(source.url!).host] });
     client = new pg.Client({ connectionString: source.url });
     await client.connect();
     await client.query(`create table rk_person (id text primary key, sfzh text, xm text, xb text, mz text, csrq text, csd text, hjdz text, hjdjjg text, hyzk text, swbs text, updated_at timestamptz not null)`);
@@ -149,20 +155,19 @@ describe.runIf(pgAvailable())('a connector reading a department PostgreSQL table
   });
 
   it('follows the (updated_at, id) cursor across ties and picks up later changes only', async () => {
-    const env = { ...process.env, RK_SOURCE_URL: source.url! };
-    const ctx = systemContext(tdb.database.db, log, POLICE);
-    await createConnector(ctx, { id: 'pop-sql', name: '人口库表', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: { urlEnv: 'RK_SOURCE_URL', table: 'rk_person' } });
-    expect(await runSync(tdb.database, 'pop-sql', { pageSize: 7, env })).toMatchObject({ status: 'SUCCEEDED', fetched: 60, inserted: 60 });
+    await approvedSource(tdb.database.db, { id: 'pop-sql', name: '人口库表', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: { secret: 'rk-source', table: 'rk_person' } }, { secret: { name: 'rk-source', value: source.url! } });
+    const r0 = await runSync(tdb.database, 'pop-sql', sql5432, { pageSize: 7 });
+    expect(r0, String(r0.error)).toMatchObject({ status: 'SUCCEEDED', fetched: 60, inserted: 60 });
     await client.query(`update rk_person set hyzk = '20', updated_at = '2026-06-01 09:00:00.000001+08' where id in ('P0002003', 'P0002044')`);
-    expect(await runSync(tdb.database, 'pop-sql', { pageSize: 7, env })).toMatchObject({ status: 'SUCCEEDED', fetched: 2, updated: 2, inserted: 0 });
-    expect(await runSync(tdb.database, 'pop-sql', { pageSize: 7, env })).toMatchObject({ status: 'SUCCEEDED', fetched: 0 });
-    const missingEnv = await runSync(tdb.database, 'pop-sql', { env: {} });
-    expect(missingEnv).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/RK_SOURCE_URL/) });
+    expect(await runSync(tdb.database, 'pop-sql', sql5432, { pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', fetched: 2, updated: 2, inserted: 0 });
+    expect(await runSync(tdb.database, 'pop-sql', sql5432, { pageSize: 7 })).toMatchObject({ status: 'SUCCEEDED', fetched: 0 });
+    // the database server on loopback is not listed: the policy refuses it before a byte is sent
+    const refused = await runSync(tdb.database, 'pop-sql', testSources(), { full: true });
+    expect(refused).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/EGRESS_REFUSED \(ADDRESS\)/) });
   });
 
   it('never runs one connector twice at once', async () => {
-    const env = { ...process.env, RK_SOURCE_URL: source.url! };
-    const [a, b] = await Promise.all([runSync(tdb.database, 'pop-sql', { full: true, pageSize: 5, env }), runSync(tdb.database, 'pop-sql', { full: true, pageSize: 5, env })]);
+    const [a, b] = await Promise.all([runSync(tdb.database, 'pop-sql', sql5432, { full: true, pageSize: 5 }), runSync(tdb.database, 'pop-sql', sql5432, { full: true, pageSize: 5 })]);
     expect([a.status, b.status].sort()).toEqual(['SKIPPED', 'SUCCEEDED']);
   });
 });

@@ -71,7 +71,8 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
 
   beforeAll(async () => {
     tdb = await createTestDatabase(driver);
-    hub = await startTestHub(tdb.database);
+    // the webhook catcher below listens on loopback: the operator lists it
+    hub = await startTestHub(tdb.database, { env: { HUB_EGRESS_ALLOW: '127.0.0.1' } });
     police = await hub.token(await hub.newClient(['provider'], { department: POLICE! }));
     market = await hub.token(await hub.newClient(['provider'], { department: MARKET! }));
     const c = await hub.newClient(['consumer'], { department: APPROVAL! });
@@ -285,7 +286,7 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
         const secret = (hook.setWebhook as { secret: string }).secret;
         expect(await markOverdueRequests(tdb.database.db)).toBeGreaterThanOrEqual(1);
         expect(await markOverdueRequests(tdb.database.db)).toBe(0);
-        const first = await deliverNotifications(tdb.database.db, hub.services.masterKey, log);
+        const first = await deliverNotifications(tdb.database.db, hub.services.masterKey, hub.services.egress, log);
         expect(first.failed).toBe(0);
         const overdueNotice = received.map((x) => ({ ...x, json: JSON.parse(x.body) })).find((x) => x.json.kind === 'ACCESS_REQUEST_OVERDUE' && x.json.requestId === r.id)!;
         expect(overdueNotice.json).toMatchObject({ resourceCode: POP, consumerClientId: consumerId, dueAt: '2026-10-09T15:59:59.999Z' });
@@ -293,7 +294,7 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
         const t = Number(/t=(\d+)/.exec(overdueNotice.signature)![1]);
         expect(overdueNotice.signature).toBe(signWebhook(secret, t, overdueNotice.body));
         expect(received.some((x) => JSON.parse(x.body).kind === 'ACCESS_REQUEST_NEW')).toBe(true);
-        const again = await deliverNotifications(tdb.database.db, hub.services.masterKey, log);
+        const again = await deliverNotifications(tdb.database.db, hub.services.masterKey, hub.services.egress, log);
         expect(again.delivered).toBe(0);
         const notices = await ok(police, `{ notifications { kind subjectId deliveredAt } }`);
         expect((notices.notifications as { kind: string; subjectId: string; deliveredAt: string | null }[]).filter((n) => n.subjectId === r.id)).toEqual([

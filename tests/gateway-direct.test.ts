@@ -6,9 +6,8 @@ import { GraphQLScalarType } from 'graphql';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readClientFile } from '../auth/client-file.ts';
-import { createConnector } from '../connectors/registry.ts';
 import { runSync } from '../connectors/sync.ts';
-import { systemContext } from '../core/context.ts';
+import { approvedSource, testSources } from './helpers/sources.ts';
 import { createLogger } from '../core/logger.ts';
 import { DEMO_DEPARTMENTS, seedDemo } from '../db/seeds/demo.ts';
 import { directParams, directRequest, isJsonContentType, regularMediaType, type DirectOptions } from '../gateway/direct.ts';
@@ -48,11 +47,11 @@ describe('GraphQL requests answered without yoga’s fetch adapter', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-direct-'));
     await seedDemo(tdb.database.db, { clientDir: dir, tokenEndpoint: 'http://hub.test/oauth/token', logger: log });
     token = await direct.token(readClientFile(path.join(dir, 'demo-client.json')));
-    const file = path.join(dir, 'population.jsonl');
+    fs.mkdirSync(path.join(dir, DEMO_DEPARTMENTS[0].code));
+    const file = path.join(dir, DEMO_DEPARTMENTS[0].code, 'population.jsonl');
     fs.writeFileSync(file, JSON.stringify({ id: 'P1', sfzh: ALICE, xm: '王丽', xb: '2', mz: '01', csrq: '19491231', csd: '北京市', hjdz: '北京市朝阳区建国路88号', hjdjjg: '北京市公安局朝阳分局', hyzk: '10', swbs: '0' }));
-    const police = systemContext(tdb.database.db, log, DEMO_DEPARTMENTS[0].code);
-    await createConnector(police, { id: 'pop-file', name: '人口', departmentCode: DEMO_DEPARTMENTS[0].code, kind: 'population', adapter: 'file', config: { path: file, format: 'jsonl' } });
-    expect((await runSync(tdb.database, 'pop-file')).inserted).toBe(1);
+    await approvedSource(tdb.database.db, { id: 'pop-file', name: '人口', departmentCode: DEMO_DEPARTMENTS[0].code, kind: 'population', adapter: 'file', config: { path: 'population.jsonl', format: 'jsonl' } }, { designate: false });
+    expect((await runSync(tdb.database, 'pop-file', testSources({ importDir: dir }))).inserted).toBe(1);
   });
   afterAll(async () => {
     await direct?.close();

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../audit/checkpoints.ts';
 import { readClientFile } from '../auth/client-file.ts';
 import { auditPublicKey } from '../auth/keys.ts';
-import { createConnector } from '../connectors/registry.ts';
 import { runSync } from '../connectors/sync.ts';
+import { approvedSource, testSources } from './helpers/sources.ts';
 import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { rows } from '../db/index.ts';
@@ -45,7 +45,7 @@ describe.each(drivers())('the query API (%s)', (driver) => {
   let dir: string;
   let consumer: string;
   let provider: string;
-  const popFile = () => path.join(dir, 'population.jsonl');
+  const popFile = () => path.join(dir, DEMO_DEPARTMENTS[0].code, 'population.jsonl');
   const writePop = (recs: Record<string, unknown>[]) => {
     fs.writeFileSync(popFile(), recs.map((r) => JSON.stringify(r)).join('\n'));
     fs.utimesSync(popFile(), new Date(), new Date(Date.now() + Math.random() * 1e6));
@@ -58,15 +58,16 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     await seedDemo(tdb.database.db, { clientDir: dir, tokenEndpoint: 'http://hub.test/oauth/token', logger: log });
     consumer = await hub.token(readClientFile(path.join(dir, 'demo-client.json')));
     provider = await hub.token(await hub.newClient(['provider'], { department: DEMO_DEPARTMENTS[0].code }));
-    const police = systemContext(tdb.database.db, log, DEMO_DEPARTMENTS[0].code);
+    for (const d of DEMO_DEPARTMENTS.slice(0, 3)) fs.mkdirSync(path.join(dir, d.code));
     writePop([personRecord(ALICE), personRecord(BOB)]);
-    await createConnector(police, { id: 'pop-file', name: '人口', departmentCode: DEMO_DEPARTMENTS[0].code, kind: 'population', adapter: 'file', config: { path: popFile(), format: 'jsonl' } });
-    expect((await runSync(tdb.database, 'pop-file')).inserted).toBe(2);
-    const lpFile = path.join(dir, 'lp.jsonl');
+    // the demo's directory names 公安, 市场监管 and 信用办 as the providers of the base resources: their sources
+    await approvedSource(tdb.database.db, { id: 'pop-file', name: '人口', departmentCode: DEMO_DEPARTMENTS[0].code, kind: 'population', adapter: 'file', config: { path: 'population.jsonl', format: 'jsonl' } }, { designate: false });
+    expect((await runSync(tdb.database, 'pop-file', testSources({ importDir: dir }))).inserted).toBe(2);
+    const lpFile = path.join(dir, DEMO_DEPARTMENTS[1].code, 'lp.jsonl');
     fs.writeFileSync(lpFile, JSON.stringify({ id: 'L1', tyshxydm: COMPANY, qymc: '福州示例科技有限公司', qylx: '有限责任公司', fddbr: '王丽', fddbrzjhm: ALICE, zczb: 500, clrq: '2018-03-01', zs: '福州市鼓楼区', jyfw: '软件开发', djjg: '福州市市场监督管理局', djzt: '存续', hzrq: '2024-01-02' }));
-    await createConnector(systemContext(tdb.database.db, log, DEMO_DEPARTMENTS[1].code), { id: 'lp-file', name: '法人', departmentCode: DEMO_DEPARTMENTS[1].code, kind: 'legal_person', adapter: 'file', config: { path: lpFile, format: 'jsonl' } });
-    await runSync(tdb.database, 'lp-file');
-    const crFile = path.join(dir, 'credit.jsonl');
+    await approvedSource(tdb.database.db, { id: 'lp-file', name: '法人', departmentCode: DEMO_DEPARTMENTS[1].code, kind: 'legal_person', adapter: 'file', config: { path: 'lp.jsonl', format: 'jsonl' } }, { designate: false });
+    await runSync(tdb.database, 'lp-file', testSources({ importDir: dir }));
+    const crFile = path.join(dir, DEMO_DEPARTMENTS[2].code, 'credit.jsonl');
     fs.writeFileSync(
       crFile,
       [
@@ -77,8 +78,8 @@ describe.each(drivers())('the query API (%s)', (driver) => {
         .map((r) => JSON.stringify(r))
         .join('\n'),
     );
-    await createConnector(systemContext(tdb.database.db, log, DEMO_DEPARTMENTS[2].code), { id: 'cr-file', name: '信用', departmentCode: DEMO_DEPARTMENTS[2].code, kind: 'credit', adapter: 'file', config: { path: crFile, format: 'jsonl' } });
-    await runSync(tdb.database, 'cr-file');
+    await approvedSource(tdb.database.db, { id: 'cr-file', name: '信用', departmentCode: DEMO_DEPARTMENTS[2].code, kind: 'credit', adapter: 'file', config: { path: 'credit.jsonl', format: 'jsonl' } }, { designate: false });
+    await runSync(tdb.database, 'cr-file', testSources({ importDir: dir }));
   });
   afterAll(async () => {
     await hub?.close();
@@ -177,7 +178,7 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     const before = new Date();
     await new Promise((r) => setTimeout(r, 20));
     writePop([personRecord(ALICE, { hyzk: '20' }), personRecord(BOB)]);
-    expect((await runSync(tdb.database, 'pop-file')).updated).toBe(1);
+    expect((await runSync(tdb.database, 'pop-file', testSources({ importDir: dir }))).updated).toBe(1);
     const q = `query($p: PurposeInput!, $asOf: String) { person(idNumber: "${ALICE}", purpose: $p, asOf: $asOf) { name provenance { version } } }`;
     const now = await hub.graphql(q, consumer, { p: purpose });
     expect(now.body.data!.person).toEqual({ name: '王丽', provenance: { version: 2 } });
@@ -255,7 +256,7 @@ describe.each(drivers())('the query API (%s)', (driver) => {
     const id = (r.body as { extensions?: { auditIds?: string[] } }).extensions!.auditIds![0]!;
     expect(await entry(id)).toMatchObject({ outcome: 'RETURNED', withhold_basis: basis, case_id: 'ZC-2026-7' });
     const { issueHolderToken } = await import('../auth/holders.ts');
-    const bob = (await issueHolderToken(hub.services.keys, 'http://hub.test', BOB)).token;
+    const bob = (await issueHolderToken({ db: hub.services.database.db, keys: hub.services.keys, issuer: 'http://hub.test', oidcIssuer: undefined }, BOB)).token;
     const mine = await hub.graphql('{ myAccessLog { edges { node { caseId } } } }', bob);
     const cases = (mine.body.data!.myAccessLog as { edges: { node: { caseId: string } }[] }).edges.map((e) => e.node.caseId);
     expect(cases).not.toContain('ZC-2026-7');

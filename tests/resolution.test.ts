@@ -113,7 +113,7 @@ describe.each(drivers())('免提交: resolving an application\'s materials (%s)'
     // the base data, as connectors would have pulled it
     const db = tdb.database.db;
     const connector = async (id: string, kind: 'population' | 'legal_person' | 'credit', dept: string) =>
-      createConnector(systemContext(db, log, dept, 'test'), { id, name: id, departmentCode: dept, kind, adapter: 'http', config: { url: 'http://127.0.0.1:9/', auth: { type: 'bearer', tokenEnv: 'UNUSED_TOKEN' } } });
+      createConnector(systemContext(db, log, dept, 'test'), { id, name: id, departmentCode: dept, kind, adapter: 'http', config: { url: 'http://127.0.0.1:9/', auth: { type: 'bearer', secret: 'unused' } } });
     await connector('t-population', 'population', POLICE);
     await connector('t-legal', 'legal_person', MARKET);
     await connector('t-credit', 'credit', CREDIT_DEPT);
@@ -203,7 +203,7 @@ describe.each(drivers())('免提交: resolving an application\'s materials (%s)'
     // nothing about the holder's licences is told without a right to them
     expect(JSON.stringify(res.materials)).not.toContain('1.2.156.3005');
 
-    const holder = (await issueHolderToken(hub.services.keys, TEST_ISSUER, PERSON)).token;
+    const holder = (await issueHolderToken({ db: hub.services.database.db, keys: hub.services.keys, issuer: TEST_ISSUER, oidcIssuer: undefined }, PERSON)).token;
     await ok(`mutation($i: LicenceAuthorisationInput!) { authoriseLicenceUse(input: $i) { id } }`, holder, {
       i: { clientId: file.client_id, itemCode: HOUSE, caseId: 'FZ-2026-0009', validUntil: new Date(Date.now() + 3600_000).toISOString() },
     });
@@ -282,7 +282,7 @@ describe.each(drivers())('免提交: resolving an application\'s materials (%s)'
     expect(material(await resolve(HOUSE, PERSON), 'M02').outcome).toBe('PROVIDED_BY_LICENCE');
 
     // 异议: the holder disputes a field
-    const holder = (await issueHolderToken(hub.services.keys, TEST_ISSUER, PERSON)).token;
+    const holder = (await issueHolderToken({ db: hub.services.database.db, keys: hub.services.keys, issuer: TEST_ISSUER, oidcIssuer: undefined }, PERSON)).token;
     await ok(`mutation($i: String!) { objectToLicence(identifier: $i, field: "ZZ", reason: "住址已变更") { id } }`, holder, { i: idCard });
     res = await resolve(HOUSE, PERSON);
     expect(material(res, 'M02')).toMatchObject({ outcome: 'PROVIDED_BY_DATA', rejected: [{ source: 'LICENCE', reason: 'UNDER_OBJECTION', identifier: idCard }] });

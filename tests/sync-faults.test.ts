@@ -6,10 +6,9 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createConnector } from '../connectors/registry.ts';
-import { listQuarantine, runSync } from '../connectors/sync.ts';
+import { listQuarantine, runSync, type SyncSources } from '../connectors/sync.ts';
+import { approvedSource, hostOf, MASTER_KEY, testSources } from './helpers/sources.ts';
 import { startSimulator, writeSnapshot, type Simulator } from '../connectors/simulators/index.ts';
-import { systemContext } from '../core/context.ts';
 import { createLogger } from '../core/logger.ts';
 import { rows } from '../db/index.ts';
 import { DEMO_DEPARTMENTS } from '../db/seeds/demo.ts';
@@ -21,8 +20,9 @@ import { TEST_MASTER_KEY } from './helpers/hub.ts';
 const log = createLogger({ level: 'silent' });
 const [POLICE, MARKET, CREDIT] = DEMO_DEPARTMENTS.map((d) => d.code);
 const TOKEN = 'population-source-token';
-const env = { ...process.env, RK_TOKEN: TOKEN, SC_KEY: 'market-key', XY_SECRET: 'credit-secret' };
-const fast = { retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }, breaker: { threshold: 5, cooldownMs: 60_000 }, env };
+const env = { ...process.env };
+const fast = { retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }, breaker: { threshold: 5, cooldownMs: 60_000 } };
+const RK_SECRET = { name: 'rk-token', value: TOKEN };
 
 /** What the source holds: the valid records' subjects, and how many are invalid. */
 function expected(sim: Simulator, subjectOf: (r: Record<string, unknown>) => string) {
@@ -44,26 +44,28 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
   let population: Simulator;
   let market: Simulator;
   let credit: Simulator;
+  let sources: SyncSources;
+  let importDir: string;
   beforeAll(async () => {
     tdb = await createTestDatabase('pg');
     for (const d of DEMO_DEPARTMENTS) await createDepartment(tdb.database.db, d);
     population = await startSimulator({ kind: 'population', records: 6000, auth: { type: 'bearer', token: TOKEN } });
     market = await startSimulator({ kind: 'legal_person', records: 3000, auth: { type: 'apikey', header: 'x-api-key', key: 'market-key' } });
     credit = await startSimulator({ kind: 'credit', records: 3000, auth: { type: 'hmac', keyId: 'hub', secret: 'credit-secret' } });
-    const police = systemContext(tdb.database.db, log, POLICE!);
-    await createConnector(police, { id: 'pop-http', name: '公安人口', departmentCode: POLICE!, kind: 'population', adapter: 'http', config: { url: population.url, auth: { type: 'bearer', tokenEnv: 'RK_TOKEN' }, timeoutMs: 500, pageSize: 500 } });
-    const sc = systemContext(tdb.database.db, log, MARKET!);
-    await createConnector(sc, { id: 'lp-http', name: '市场监管法人', departmentCode: MARKET!, kind: 'legal_person', adapter: 'http', config: { url: market.url, auth: { type: 'apikey', header: 'x-api-key', keyEnv: 'SC_KEY' }, pageSize: 700 } });
-    const xy = systemContext(tdb.database.db, log, CREDIT!);
-    await createConnector(xy, { id: 'credit-http', name: '信用平台', departmentCode: CREDIT!, kind: 'credit', adapter: 'http', config: { url: credit.url, auth: { type: 'hmac', keyId: 'hub', secretEnv: 'XY_SECRET' }, pageSize: 1000 } });
+    importDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-csv-'));
+    sources = testSources({ allow: [population.url, market.url, credit.url].map(hostOf), importDir });
+    await approvedSource(tdb.database.db, { id: 'pop-http', name: '公安人口', departmentCode: POLICE!, kind: 'population', adapter: 'http', config: { url: population.url, auth: { type: 'bearer', secret: 'rk-token' }, timeoutMs: 500, pageSize: 500 } }, { secret: RK_SECRET });
+    await approvedSource(tdb.database.db, { id: 'lp-http', name: '市场监管法人', departmentCode: MARKET!, kind: 'legal_person', adapter: 'http', config: { url: market.url, auth: { type: 'apikey', header: 'x-api-key', secret: 'sc-key' }, pageSize: 700 } }, { secret: { name: 'sc-key', value: 'market-key' } });
+    await approvedSource(tdb.database.db, { id: 'credit-http', name: '信用平台', departmentCode: CREDIT!, kind: 'credit', adapter: 'http', config: { url: credit.url, auth: { type: 'hmac', keyId: 'hub', secret: 'xy-secret' }, pageSize: 1000 } }, { secret: { name: 'xy-secret', value: 'credit-secret' } });
   });
   afterAll(async () => {
     await Promise.all([population?.close(), market?.close(), credit?.close()]);
+    if (importDir) fs.rmSync(importDir, { recursive: true, force: true });
     await tdb?.drop();
   });
 
   it('pulls population over HTTP: the table equals the source, invalid records quarantined with reasons', async () => {
-    const report = await runSync(tdb.database, 'pop-http', fast);
+    const report = await runSync(tdb.database, 'pop-http', sources, fast);
     const want = expected(population, (r) => String(r.sfzh));
     expect(report).toMatchObject({ status: 'SUCCEEDED', fetched: 6000, inserted: want.valid.size });
     expect(Object.values(report.quarantined).reduce((a, b) => a + b, 0)).toBe(want.invalid);
@@ -74,7 +76,7 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
   it('takes a change of 10% incrementally, keeps the prior versions, and lands records the source fixed', async () => {
     const { changed } = population.advance(0.1);
     const before = (await listQuarantine(tdb.database.db, 'pop-http')).length;
-    const report = await runSync(tdb.database, 'pop-http', fast);
+    const report = await runSync(tdb.database, 'pop-http', sources, fast);
     expect(report.status).toBe('SUCCEEDED');
     expect(report.fetched).toBe(changed);
     const want = expected(population, (r) => String(r.sfzh));
@@ -88,30 +90,30 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
   it('survives malformed JSON and repeated pages without losing or duplicating anything', async () => {
     population.advance(0.05);
     population.setFaults({ mode: 'malformed', count: 1 });
-    const r1 = await runSync(tdb.database, 'pop-http', fast);
+    const r1 = await runSync(tdb.database, 'pop-http', sources, fast);
     expect(r1.status).toBe('SUCCEEDED');
     population.advance(0.05);
     population.setFaults({ mode: 'repeat', count: 2 });
-    const r2 = await runSync(tdb.database, 'pop-http', fast);
+    const r2 = await runSync(tdb.database, 'pop-http', sources, fast);
     expect(r2.status).toBe('SUCCEEDED');
     // A repeated last page of the previous run says "nothing more": the source lied, and the next run catches up.
     population.setFaults({ mode: 'none' });
-    expect((await runSync(tdb.database, 'pop-http', fast)).status).toBe('SUCCEEDED');
+    expect((await runSync(tdb.database, 'pop-http', sources, fast)).status).toBe('SUCCEEDED');
     const want = expected(population, (r) => String(r.sfzh));
     expect(await subjects(tdb, 'population')).toEqual([...want.valid].sort());
   });
 
   it('retries 500s, then opens the circuit and fails the run with its reason; later runs fail fast until it closes', async () => {
     population.setFaults({ mode: 'error500', count: 50 });
-    const failed = await runSync(tdb.database, 'pop-http', { ...fast, full: true });
+    const failed = await runSync(tdb.database, 'pop-http', sources, { ...fast, full: true });
     expect(failed).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^(CIRCUIT_OPEN after 5 consecutive failures|SOURCE_FAILED after 3 attempt\(s\)): HTTP 500/) });
     // a second failing run pushes the count to the threshold if the first stopped at its retry limit
-    const second = await runSync(tdb.database, 'pop-http', { ...fast, full: true });
+    const second = await runSync(tdb.database, 'pop-http', sources, { ...fast, full: true });
     expect(second).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/CIRCUIT_OPEN/) });
-    const fastFail = await runSync(tdb.database, 'pop-http', { ...fast, full: true });
+    const fastFail = await runSync(tdb.database, 'pop-http', sources, { ...fast, full: true });
     expect(fastFail).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^CIRCUIT_OPEN: the source failed \d+ times in a row; next try after/) });
     population.setFaults({ mode: 'none' });
-    const recovered = await runSync(tdb.database, 'pop-http', { ...fast, breaker: { threshold: 5, cooldownMs: 0 } });
+    const recovered = await runSync(tdb.database, 'pop-http', sources, { ...fast, breaker: { threshold: 5, cooldownMs: 0 } });
     expect(recovered.status).toBe('SUCCEEDED');
     const state = await rows<{ circuit: string }>(tdb.database.db, sql`select circuit from connector_state where connector_id = 'pop-http'`);
     expect(state[0]!.circuit).toBe('CLOSED');
@@ -121,7 +123,7 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
     const { changed } = population.advance(0.5);
     const controller = new AbortController();
     let batches = 0;
-    const stopped = await runSync(tdb.database, 'pop-http', {
+    const stopped = await runSync(tdb.database, 'pop-http', sources, {
       ...fast,
       signal: controller.signal,
       pageSize: 200,
@@ -131,7 +133,7 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
       },
     });
     expect(stopped).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^INTERRUPTED/), batches: 3 });
-    const resumed = await runSync(tdb.database, 'pop-http', fast);
+    const resumed = await runSync(tdb.database, 'pop-http', sources, fast);
     expect(resumed.status).toBe('SUCCEEDED');
     expect(stopped.fetched + resumed.fetched).toBe(changed); // nothing read twice, nothing skipped
     const want = expected(population, (r) => String(r.sfzh));
@@ -140,28 +142,25 @@ describe.runIf(pgAvailable())('connectors against the department simulators', ()
 
   it('gives up on a source that times out, naming the timeout', async () => {
     population.setFaults({ mode: 'timeout', count: 3 });
-    const r = await runSync(tdb.database, 'pop-http', { ...fast, breaker: { threshold: 10, cooldownMs: 0 } });
+    const r = await runSync(tdb.database, 'pop-http', sources, { ...fast, breaker: { threshold: 10, cooldownMs: 0 } });
     expect(r).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/SOURCE_FAILED after 3 attempt\(s\): request failed: timed out after 500 ms/) });
     population.setFaults({ mode: 'none' });
   });
 
   it('pulls legal persons over HTTP (API key) and from a CSV export, and credit entries with HMAC signing', async () => {
-    const lp = await runSync(tdb.database, 'lp-http', fast);
+    const lp = await runSync(tdb.database, 'lp-http', sources, fast);
     const wantLp = expected(market, (r) => String(r.tyshxydm));
     expect(lp).toMatchObject({ status: 'SUCCEEDED', fetched: 3000, inserted: wantLp.valid.size });
     expect(Object.keys(lp.quarantined).every((r) => ['USCC_INVALID', 'REQUIRED_MISSING'].includes(r))).toBe(true);
     expect(await subjects(tdb, 'legal_person')).toEqual([...wantLp.valid].sort());
 
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-csv-'));
-    const file = path.join(dir, 'legal-persons.csv');
-    await writeSnapshot(market, file, 'csv');
-    const sc = systemContext(tdb.database.db, log, MARKET!);
-    await createConnector(sc, { id: 'lp-csv', name: '市场监管法人CSV', departmentCode: MARKET!, kind: 'legal_person', adapter: 'file', config: { path: file, format: 'csv', pageSize: 1000 } });
-    const csv = await runSync(tdb.database, 'lp-csv', fast);
+    fs.mkdirSync(path.join(importDir, MARKET!));
+    await writeSnapshot(market, path.join(importDir, MARKET!, 'legal-persons.csv'), 'csv');
+    await approvedSource(tdb.database.db, { id: 'lp-csv', name: '市场监管法人CSV', departmentCode: MARKET!, kind: 'legal_person', adapter: 'file', config: { path: 'legal-persons.csv', format: 'csv', pageSize: 1000 } });
+    const csv = await runSync(tdb.database, 'lp-csv', sources, fast);
     expect(csv).toMatchObject({ status: 'SUCCEEDED', fetched: 3000, inserted: 0, unchanged: wantLp.valid.size }); // the same content as the HTTP pull
-    fs.rmSync(dir, { recursive: true, force: true });
 
-    const cr = await runSync(tdb.database, 'credit-http', fast);
+    const cr = await runSync(tdb.database, 'credit-http', sources, fast);
     const wantCredit = expected(credit, (r) => String(r.id));
     expect(cr).toMatchObject({ status: 'SUCCEEDED', fetched: 3000, inserted: wantCredit.valid.size });
     expect(Object.keys(cr.quarantined).every((r) => ['SUBJECT_CODE_INVALID', 'REQUIRED_MISSING'].includes(r))).toBe(true);
@@ -186,7 +185,7 @@ describe.runIf(pgAvailable() && redisUrl() !== '')('sync workers on BullMQ', () 
 
   const startWorker = (queue: string) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-      env: { ...env, DATABASE_URL: tdb.url!, REDIS_URL: redisUrl(), HUB_QUEUE: queue, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_LOG_LEVEL: 'warn', NODE_ENV: '' },
+      env: { ...env, HUB_EGRESS_ALLOW: hostOf(sim.url), DATABASE_URL: tdb.url!, REDIS_URL: redisUrl(), HUB_QUEUE: queue, HUB_MASTER_KEY: TEST_MASTER_KEY, HUB_LOG_LEVEL: 'warn', NODE_ENV: '' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     children.push(child);
@@ -194,8 +193,7 @@ describe.runIf(pgAvailable() && redisUrl() !== '')('sync workers on BullMQ', () 
   };
 
   it('resumes after a worker is SIGKILLed mid-sync: the table equals the source, nothing lost, nothing twice', async () => {
-    const ctx = systemContext(tdb.database.db, log, POLICE!);
-    await createConnector(ctx, { id: 'pop-kill', name: '公安人口', departmentCode: POLICE!, kind: 'population', adapter: 'http', config: { url: sim.url, auth: { type: 'bearer', tokenEnv: 'RK_TOKEN' }, pageSize: 400 } });
+    await approvedSource(tdb.database.db, { id: 'pop-kill', name: '公安人口', departmentCode: POLICE!, kind: 'population', adapter: 'http', config: { url: sim.url, auth: { type: 'bearer', secret: 'rk-token' }, pageSize: 400 } }, { secret: RK_SECRET });
     const queueName = `hub-kill-${crypto.randomBytes(5).toString('hex')}`;
     const queue = new Queue(queueName, { connection: redisConnection(redisUrl()) });
     try {
@@ -231,20 +229,17 @@ describe.runIf(pgAvailable() && redisUrl() !== '')('sync workers on BullMQ', () 
 
   it('runs each scheduled sync once with two workers', async () => {
     const small = await startSimulator({ kind: 'population', records: 300, auth: { type: 'bearer', token: TOKEN } });
-    const ctx = systemContext(tdb.database.db, log, POLICE!);
-    await createConnector(ctx, {
+    await approvedSource(tdb.database.db, {
       id: 'pop-cron',
       name: '公安人口（定时）',
       departmentCode: POLICE!,
       kind: 'population',
       adapter: 'http',
-      config: { url: small.url, auth: { type: 'bearer', tokenEnv: 'RK_TOKEN' }, pageSize: 5000 },
+      config: { url: small.url, auth: { type: 'bearer', secret: 'rk-token' }, pageSize: 5000 },
       schedule: '*/2 * * * * *',
     });
     const queueName = `hub-cron-${crypto.randomBytes(5).toString('hex')}`;
-    const prev = process.env.RK_TOKEN;
-    process.env.RK_TOKEN = TOKEN;
-    const deps = { database: tdb.database, db: tdb.database.db, logger: log, masterKey: Buffer.alloc(32, 7) };
+    const deps = { database: tdb.database, db: tdb.database.db, logger: log, masterKey: MASTER_KEY, egress: testSources({ allow: [hostOf(small.url)] }).egress };
     const a = await startQueueWorker(deps, { redisUrl: redisUrl(), queueName });
     const b = await startQueueWorker(deps, { redisUrl: redisUrl(), queueName });
     try {
@@ -271,7 +266,6 @@ describe.runIf(pgAvailable() && redisUrl() !== '')('sync workers on BullMQ', () 
       await b.close();
       await a.close();
       await small.close();
-      process.env.RK_TOKEN = prev;
     }
   });
 });

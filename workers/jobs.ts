@@ -2,7 +2,8 @@ import { createCheckpoint } from '../audit/checkpoints.ts';
 import { ensurePartitions } from '../audit/months.ts';
 import type { KeyRing } from '../auth/keys.ts';
 import { purgeExpiredAssertions } from '../auth/oauth.ts';
-import { runSync } from '../connectors/sync.ts';
+import { FINAL_RUN_ERRORS, runSync } from '../connectors/sync.ts';
+import { EgressPolicy } from '../core/egress.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Database, Db } from '../db/index.ts';
 import { markOverdueRequests } from '../directory/access.ts';
@@ -15,8 +16,12 @@ export interface JobDeps {
   database: Database;
   db: Db;
   logger: Logger;
-  /** unseals webhook secrets; it lives in the process, never in a job's data */
+  /** unseals webhook and source secrets; it lives in the process, never in a job's data */
   masterKey: Buffer;
+  /** what connectors and webhooks may call (HUB_EGRESS_ALLOW); absent, public addresses only */
+  egress?: EgressPolicy;
+  /** HUB_IMPORT_DIR: where file connectors read */
+  importDir?: string | undefined;
   /** aborted on SIGTERM: long jobs stop at their next checkpoint */
   signal?: AbortSignal;
   /** the hub's keys (audit checkpoints are signed with the audit key) and its issuer name */
@@ -45,6 +50,10 @@ export function licencePortsFor(deps: JobDeps): Promise<LicencePorts> {
   return ports;
 }
 
+/** The policy of a process that was given none: public addresses only, nothing listed. */
+let publicOnly: EgressPolicy | undefined;
+const egressOf = (egress: EgressPolicy | undefined): EgressPolicy => egress ?? (publicOnly ??= EgressPolicy.fromConfig('', { ports: [] }));
+
 /** A job whose failure should be retried by the queue (with its exponential backoff). */
 export class RetryableJobError extends Error {}
 
@@ -66,8 +75,8 @@ const definitions = {
   /** Notices to departments' webhooks; failures are retried on the next run. */
   'notifications.deliver': {
     everyMs: 30 * 1000,
-    async handler({ db, masterKey, logger }) {
-      return deliverNotifications(db, masterKey, logger);
+    async handler({ db, masterKey, egress, logger }) {
+      return deliverNotifications(db, masterKey, egressOf(egress), logger);
     },
   },
   /** 审计封存: seals the entries written since the last checkpoint into a signed tree head. */
@@ -108,15 +117,15 @@ const definitions = {
   },
   /** One connector's sync; scheduled per connector (its cron), or enqueued by `runConnector` / `hub sync`. */
   'connectors.sync': {
-    async handler({ database, logger, signal }, data) {
+    async handler({ database, logger, signal, masterKey, egress, importDir }, data) {
       const connectorId = String(data.connectorId ?? '');
-      const report = await runSync(database, connectorId, {
+      const report = await runSync(database, connectorId, { masterKey, egress: egressOf(egress), importDir }, {
         full: data.full === true,
         trigger: typeof data.trigger === 'string' ? data.trigger : 'schedule',
         logger,
         ...(signal ? { signal } : {}),
       });
-      if (report.status === 'FAILED' && !report.error?.startsWith('INTERRUPTED')) throw new RetryableJobError(report.error ?? 'sync failed');
+      if (report.status === 'FAILED' && !FINAL_RUN_ERRORS.test(report.error ?? '')) throw new RetryableJobError(report.error ?? 'sync failed');
       return { ...report };
     },
   },

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel, name: 'hub-worker' });
   const services = await openHub(config, logger);
-  const runtime = await startQueueWorker({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey, keys: services.keys, issuer: config.issuer }, { redisUrl: config.redisUrl, queueName: config.queue });
+  const runtime = await startQueueWorker({ database: services.database, db: services.database.db, logger, masterKey: services.masterKey, egress: services.egress, importDir: config.importDir, keys: services.keys, issuer: config.issuer }, { redisUrl: config.redisUrl, queueName: config.queue });
   logger.info({ queue: runtime.queue.name }, 'worker started');
   let stopping = false;
   const stop = async (signal: string) => {
