@@ -1,7 +1,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import { recordAct } from '../audit/acts.ts';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { appendInTransaction } from '../audit/writer.ts';
 import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -76,9 +76,7 @@ export const CLIENT_PERMISSIONS = ['withhold'] as const;
  * key material.
  */
 async function auditClientAct(tx: Db, actor: Actor, operation: string, clientId: string, extra: { reason?: string | null; details?: Record<string, unknown> } = {}): Promise<void> {
-  await appendInTransaction(tx, [
-    { clientId: actor.clientId, department: actor.department, operation, outcome: 'DONE', reason: extra.reason ?? null, requestId: actor.requestId ?? null, details: { client: clientId, ...extra.details } },
-  ]);
+  await recordAct(tx, actor, operation, { reason: extra.reason ?? null, details: { client: clientId, ...extra.details } });
 }
 
 /** Registers a client system with its first public key. */

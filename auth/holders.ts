@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
+import { recordAct } from '../audit/acts.ts';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import { appendInTransaction } from '../audit/writer.ts';
 import { CLI_ACTOR, type Actor, type HolderPrincipal } from '../core/context.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import { isValidIdNumber, isValidUscc } from '../core/ids.ts';
@@ -58,9 +58,7 @@ export async function issueHolderToken(
   const exp = iat + HOLDER_TOKEN_SECONDS;
   const jti = crypto.randomUUID();
   await ports.db.transaction(async (tx) => {
-    await appendInTransaction(tx, [
-      { clientId: actor.clientId, department: actor.department, operation: 'HOLDER_TOKEN_ISSUE', subject: code, outcome: 'DONE', requestId: actor.requestId ?? null, details: { jti, expiresAt: new Date(exp * 1000).toISOString() } },
-    ]);
+    await recordAct(tx, actor, 'HOLDER_TOKEN_ISSUE', { subject: code, details: { jti, expiresAt: new Date(exp * 1000).toISOString() } });
   });
   const token = await new SignJWT({ holder: true, code_type: codeType, ...(options.name ? { name: options.name } : {}) })
     .setProtectedHeader({ alg: signer.alg, typ: 'at+jwt', kid: signer.kid })

@@ -1,6 +1,6 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import { recordAct } from '../audit/acts.ts';
 import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm';
-import { appendInTransaction } from '../audit/writer.ts';
 import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -67,15 +67,10 @@ export async function rotateHubKey(db: Db, masterKey: Buffer, purpose: HubKeyPur
       .where(and(eq(hubKeys.purpose, purpose), isNull(hubKeys.supersededAt)))
       .returning({ kid: hubKeys.kid });
     const kid = await insertKey(tx, masterKey, purpose);
-    await appendInTransaction(tx, [hubKeyAudit(actor, 'HUB_KEY_ROTATE', { purpose, kid, superseded: superseded.map((r) => r.kid) })]);
+    await recordAct(tx, actor, 'HUB_KEY_ROTATE', { details: { purpose, kid, superseded: superseded.map((r) => r.kid) } });
     await notify(tx, KEYS_CHANNEL, 'rotated');
     return { kid, superseded: superseded.map((r) => r.kid) };
   });
-}
-
-/** An act on the hub's own keys, for the audit log: kids and purposes only, never key material. */
-function hubKeyAudit(actor: Actor, operation: string, details: Record<string, unknown>) {
-  return { clientId: actor.clientId, department: actor.department, operation, outcome: 'DONE' as const, requestId: actor.requestId ?? null, details };
 }
 
 /** Ends a key at once (after a compromise): it verifies nothing more and leaves the JWKS. */
@@ -88,7 +83,8 @@ export async function retireHubKey(db: Db, kid: string, actor: Actor = CLI_ACTOR
       throw new HubError('CONFLICT', `hub key ${kid} is the active ${row.purpose} key; rotate first, then retire it`);
     }
     await tx.update(hubKeys).set({ verifyUntil: sql`now()` }).where(eq(hubKeys.kid, kid));
-    await appendInTransaction(tx, [hubKeyAudit(actor, 'HUB_KEY_RETIRE', { purpose: row.purpose, kid })]);
+    // kids and purposes only, never key material
+    await recordAct(tx, actor, 'HUB_KEY_RETIRE', { details: { purpose: row.purpose, kid } });
     await notify(tx, KEYS_CHANNEL, 'retired');
   });
 }

@@ -10,7 +10,7 @@ import { issueHolderToken, refuseWithIdentityProvider } from '../auth/holders.ts
 import { checkMasterKey, resolveMasterKey } from '../auth/master-key.ts';
 import { HUB_KEY_PURPOSES, type HubKeyPurpose } from '../auth/schema.ts';
 import { SingleBar, Presets } from 'cli-progress';
-import { approveConnector, createConnector, listConnectors, type ConnectorInput } from '../connectors/registry.ts';
+import { approveConnector, configurationDigest, createConnector, listConnectors, type ConnectorInput } from '../connectors/registry.ts';
 import { setSourceSecret } from '../connectors/secrets.ts';
 import { listSyncRuns, runSync } from '../connectors/sync.ts';
 import { CLI_ACTOR, systemContext } from '../core/context.ts';
@@ -208,25 +208,26 @@ connectorsCmd
     const input = JSON.parse(fs.readFileSync(opts.file, 'utf8')) as ConnectorInput;
     out(await withDb((db) => createConnector(systemContext(db, createLogger({ level: 'silent' }), input.departmentCode, 'hub-cli'), input)));
   });
-connectorsCmd.command('list').action(async () => out(await withDb((db) => listConnectors(db))));
+connectorsCmd.command('list').action(async () => out((await withDb((db) => listConnectors(db))).map((c) => ({ ...c, digest: configurationDigest(c) }))));
 connectorsCmd
   .command('approve <id>')
-  .description('approve a connector\'s configuration as it is now (the operator\'s four eyes): only an approved configuration runs, and any change returns it to draft')
+  .description('approve a connector\'s configuration (the operator\'s four eyes): only an approved configuration runs, and any change returns it to draft')
+  .option('--digest <sha256>', 'the configuration digest you reviewed (`hub connectors list` shows it): refused if the connector changed since')
   .option('--key <file>', 'when the embedded hub is running: an admin client file to ask it with (default HUB_DATA_DIR/demo-admin.json)')
-  .action(async (id: string, opts: { key?: string }) => {
+  .action(async (id: string, opts: { key?: string; digest?: string }) => {
     out(
       await onDatabaseOrRunningHub(
         opts.key,
         async (database) => {
           const egress = EgressPolicy.fromConfig(cfg().egressAllow, { ports: [cfg().port], issuer: cfg().issuer });
           try {
-            return await approveConnector(cliContext(database.db), id, { egress });
+            return await approveConnector(cliContext(database.db), id, { egress }, opts.digest ?? null);
           } finally {
             egress.close();
           }
         },
         async (gql) =>
-          (await gql('mutation($id: ID!) { approveConnector(id: $id) { id name departmentCode kind adapter status changedBy approvedBy approvedAt approvedDigest } }', { id })).approveConnector,
+          (await gql('mutation($id: ID!, $digest: String) { approveConnector(id: $id, digest: $digest) { id name departmentCode kind adapter status draftedBy approvedBy approvedAt approvedDigest } }', { id, digest: opts.digest ?? null })).approveConnector,
       ),
     );
   });

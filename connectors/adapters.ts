@@ -99,7 +99,9 @@ export function httpAdapter(config: HttpConfig, ports: Pick<SourcePorts, 'egress
       const pathWithQuery = `${url.pathname}${url.search}`;
       let res: EgressResponse;
       try {
-        res = await ports.egress.request(url, { headers: { accept: 'application/json', ...(await headersFor(pathWithQuery)) }, signal, timeoutMs });
+        // no redirect is followed: a source answers at the address an admin approved, or not at all (a redirect to
+        // another listed source would make that source's answer this connector's records)
+        res = await ports.egress.request(url, { headers: { accept: 'application/json', ...(await headersFor(pathWithQuery)) }, signal, timeoutMs, maxRedirects: 0 });
       } catch (error) {
         if (signal.aborted) throw error;
         throw requestFailure(error, timeoutMs);
@@ -153,6 +155,8 @@ function openImportFile(config: FileConfig, importDir: string | undefined, depar
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new SourceError(`FILE_UNREADABLE: ${config.path} is not a regular file`, false);
+    // a hard link is the same file as another path, which may lie outside the folder: one name only
+    if (st.nlink !== 1) throw new SourceError(`FILE_OUTSIDE_IMPORT_DIR: ${config.path} has more than one name (a hard link)`, false);
     let opened = real;
     try {
       opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
@@ -247,27 +251,6 @@ export async function databaseIdentity(query: (text: string) => Promise<{ rows: 
   }
 }
 
-/**
- * The department database URL a SQL source's secret holds, checked: postgres:// with a host (no socket path), and no
- * parameter that makes the driver read a file of the hub's machine (sslcert, sslkey, sslrootcert, passfile …).
- */
-function sourceUrl(text: string): { connectionString: string; host: string; port: number } {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new SourceError('SOURCE_URL_INVALID: the secret does not hold a postgres:// URL', false);
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new SourceError('SOURCE_URL_INVALID: the secret does not hold a postgres:// URL', false);
-  if (!url.hostname) throw new SourceError('SOURCE_URL_INVALID: the URL names no host', false);
-  for (const key of url.searchParams.keys()) {
-    if (key !== 'sslmode' && key !== 'application_name' && key !== 'connect_timeout') throw new SourceError(`SOURCE_URL_INVALID: the URL parameter ${key} is not accepted (only sslmode, application_name and connect_timeout)`, false);
-  }
-  // read-only from the first statement, and no statement runs away: startup options, set before any query
-  url.searchParams.set('options', '-c default_transaction_read_only=on -c statement_timeout=60000');
-  return { connectionString: url.toString(), host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 5432) };
-}
-
 /** A socket for the pg driver whose connection passes the egress policy (its DNS answer checked before connecting). */
 function egressSocket(egress: EgressPolicy): () => net.Socket {
   return () => {
@@ -288,8 +271,9 @@ function egressSocket(egress: EgressPolicy): () => net.Socket {
 
 /**
  * A department's PostgreSQL table read by a `(updated_at, id)` keyset cursor. The timestamp travels as text so no
- * microsecond is lost to a JS Date, and ties on the timestamp are ordered by id. The database's URL is a source secret
- * of the department; the connection passes the egress policy, is read-only from its first statement
+ * microsecond is lost to a JS Date, and ties on the timestamp are ordered by id. Where the database is, is in the
+ * (approved) config; its password is a source secret of the department. The connection passes the egress policy, is
+ * read-only from its first statement
  * (default_transaction_read_only), and is refused when it reaches the hub's own database (the server's system
  * identifier and the database's name, not the URL's text, are compared). Errors say the SQLSTATE, never the
  * driver's message (it can quote values).
@@ -299,15 +283,23 @@ export function sqlAdapter(config: SqlConfig, ports: Pick<SourcePorts, 'egress' 
   const updatedColumn = config.updatedColumn ?? 'updated_at';
   let client: pg.Client | undefined;
   const open = async (): Promise<pg.Client> => {
-    let target: ReturnType<typeof sourceUrl>;
+    let password: string;
     try {
-      target = sourceUrl(await ports.secrets.read(config.secret));
+      password = await ports.secrets.read(config.secret);
     } catch (error) {
-      throw error instanceof SourceError ? error : requestFailure(error, 0);
+      throw requestFailure(error, 0);
     }
+    // every connection parameter given, so the driver reads none from the hub's environment (PGPASSWORD, PGUSER,
+    // PGSSLMODE …) or its files (~/.pgpass, certificates); read-only and bounded from the first statement
     const c = new pg.Client({
-      connectionString: target.connectionString,
+      host: config.host,
+      port: config.port ?? 5432,
+      database: config.database,
+      user: config.user,
+      password: () => password,
+      ssl: config.sslmode === 'require' ? { rejectUnauthorized: false } : config.sslmode === 'verify-full' ? { rejectUnauthorized: true, servername: config.host } : false,
       application_name: 'hub-connector',
+      options: '-c default_transaction_read_only=on -c statement_timeout=60000',
       stream: egressSocket(ports.egress),
       connectionTimeoutMillis: 10_000,
     });

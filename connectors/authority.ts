@@ -1,8 +1,8 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import { appendInTransaction } from '../audit/writer.ts';
+import { recordAct } from '../audit/acts.ts';
 import type { BaseRecordKind } from '../basedata/schema.ts';
 import { BASE_RECORD_KINDS } from '../basedata/schema.ts';
-import { requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import { rows, type Db } from '../db/index.ts';
 import { departments } from '../directory/schema.ts';
@@ -12,14 +12,15 @@ import { baseSources } from './schema.ts';
 export const DIRECTORY_BASE_KIND: Record<BaseRecordKind, string> = { population: 'POPULATION', legal_person: 'LEGAL_PERSON', credit: 'CREDIT' };
 
 /**
- * 权威来源: the departments whose connectors may write a base kind: the provider of its base resource in the
- * directory (人口 → 公安, 法人 → 市场监管, 信用 → 信用办) and any the operator designated. Read in the caller's
+ * 权威来源: the departments whose connectors may write a base kind: the provider of its base resource in force (a
+ * published BASE resource of the kind, which only the operator publishes: 人口 → 公安, 法人 → 市场监管, 信用 → 信用办)
+ * and any the operator designated. Read in the caller's
  * transaction, so a batch is written only while its department is one of them.
  */
 export async function authoritativeDepartments(db: Db, kind: BaseRecordKind): Promise<Set<string>> {
   const found = await rows<{ code: string }>(
     db,
-    sql`select provider_code as code from resources where current and base_kind = ${DIRECTORY_BASE_KIND[kind]} and status <> 'RETIRED'
+    sql`select provider_code as code from resources where current and category = 'BASE' and status = 'PUBLISHED' and base_kind = ${DIRECTORY_BASE_KIND[kind]}
         union select department_code from base_sources where kind = ${kind} and withdrawn_at is null`,
   );
   return new Set(found.map((r) => r.code));
@@ -53,13 +54,13 @@ export async function designateBaseSource(ctx: HubContext, kindInput: string, de
       .values({ kind, departmentCode, reason: reason.trim(), designatedBy: p.clientId })
       .onConflictDoUpdate({ target: [baseSources.kind, baseSources.departmentCode], set: { reason: reason.trim(), designatedBy: p.clientId, designatedAt: sql`now()`, withdrawnAt: null } })
       .returning();
-    await appendInTransaction(tx, [{ clientId: p.clientId, department: p.department, operation: 'BASE_SOURCE_DESIGNATE', outcome: 'DONE', reason: reason.trim(), requestId: ctx.requestId, details: { kind, departmentCode } }]);
+    await recordAct(tx, actorOf(ctx), 'BASE_SOURCE_DESIGNATE', { reason: reason.trim(), details: { kind, departmentCode } });
     return row!;
   });
 }
 
 export async function withdrawBaseSource(ctx: HubContext, kindInput: string, departmentCode: string, reason: string): Promise<typeof baseSources.$inferSelect> {
-  const p = requireRole(ctx, 'admin');
+  requireRole(ctx, 'admin');
   const kind = checkKind(kindInput);
   if (!reason?.trim()) throw badInput('reason', 'a withdrawal needs its reason');
   return ctx.db.transaction(async (tx) => {
@@ -69,7 +70,7 @@ export async function withdrawBaseSource(ctx: HubContext, kindInput: string, dep
       .where(and(eq(baseSources.kind, kind), eq(baseSources.departmentCode, departmentCode), isNull(baseSources.withdrawnAt)))
       .returning();
     if (!row) throw notFound(`a designation of department ${departmentCode} for ${kind}`);
-    await appendInTransaction(tx, [{ clientId: p.clientId, department: p.department, operation: 'BASE_SOURCE_WITHDRAW', outcome: 'DONE', reason: reason.trim(), requestId: ctx.requestId, details: { kind, departmentCode } }]);
+    await recordAct(tx, actorOf(ctx), 'BASE_SOURCE_WITHDRAW', { reason: reason.trim(), details: { kind, departmentCode } });
     return row;
   });
 }

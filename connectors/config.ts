@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { badInput, type HubError } from '../core/errors.ts';
@@ -46,8 +47,25 @@ export const FILE_CONFIG = z.strictObject({
   ...common,
 });
 
+/** A host as a connector names it: a DNS name or an IP address, nothing that a driver reads as a socket path. */
+const host = z
+  .string()
+  .max(253)
+  .refine((h) => net.isIP(h) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h), 'a host name or an IP address');
+
+/**
+ * Where a SQL source is, in the config (so an approval covers it, and a change returns the connector to draft); only
+ * the password is a secret. No other connection parameter is taken: none makes the driver read a file or a process
+ * variable of the hub.
+ */
 export const SQL_CONFIG = z.strictObject({
-  /** the source secret holding the department database's postgres:// URL */
+  host,
+  port: z.number().int().min(1).max(65535).optional(),
+  database: z.string().regex(/^[A-Za-z0-9_$-]{1,63}$/, 'a database name'),
+  user: z.string().regex(/^[A-Za-z0-9_.@-]{1,63}$/, 'a user name'),
+  /** disable (the default), require (encrypted), verify-full (encrypted, certificate and host name checked) */
+  sslmode: z.enum(['disable', 'require', 'verify-full']).optional(),
+  /** the source secret holding the password */
   secret,
   table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'a plain (optionally schema-qualified) SQL identifier'),
   idColumn: ident.optional(),

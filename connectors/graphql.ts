@@ -3,7 +3,7 @@ import { requireOwnDepartment, requireRole, type HubContext } from '../core/cont
 import type { EgressPolicy } from '../core/egress.ts';
 import { HubError, notFound } from '../core/errors.ts';
 import { designateBaseSource, withdrawBaseSource } from './authority.ts';
-import { approveConnector, createConnector, getConnector, isApproved, listConnectors, recordRunRequest, updateConnector, type Connector, type ConnectorInput } from './registry.ts';
+import { approveConnector, configurationDigest, createConnector, getConnector, isApproved, listConnectors, recordRunRequest, updateConnector, type Connector, type ConnectorInput } from './registry.ts';
 import { connectorState } from './schema.ts';
 import { listSourceSecrets, setSourceSecret } from './secrets.ts';
 import { listSyncRuns, readQuarantine, type SyncRun } from './sync.ts';
@@ -43,12 +43,14 @@ export const typeDefs = /* GraphQL */ `
     authoritative: Boolean!
     enabled: Boolean!
     status: ConnectorStatus!
-    "the client that created or last changed it (it cannot approve that configuration)"
-    changedBy: String
+    "the clients that changed it since its last approval (none of them may approve it)"
+    draftedBy: [String!]!
     approvedBy: String
     approvedAt: String
     "SHA-256 of the approved configuration"
     approvedDigest: String
+    "SHA-256 of the configuration as it is now (approveConnector takes it, so what is approved is what was reviewed)"
+    digest: String!
     state: ConnectorState
     runs(first: Int): [SyncRun!]!
   }
@@ -103,8 +105,8 @@ export const typeDefs = /* GraphQL */ `
     updateConnector(id: ID!, input: ConnectorInput!): Connector!
     "runs a connector now (a failed run is re-run the same way); it must be approved"
     runConnector(id: ID!, full: Boolean): SyncQueued!
-    "admins: approves the connector's configuration as it is now (not by the client that last changed it)"
-    approveConnector(id: ID!): Connector!
+    "admins: approves the connector's configuration (as its digest says, when given: a change since is CONFLICT), not by a client that changed it since its last approval"
+    approveConnector(id: ID!, digest: String): Connector!
     "stores or rotates a source secret of the department (write-only)"
     setSourceSecret(department: String!, name: String!, value: String!): SourceSecret!
     "admins: designates a further source department of a base kind"
@@ -143,7 +145,7 @@ export const resolvers = {
   Mutation: {
     createConnector: (_: unknown, a: { input: ConnectorInput }, ctx: Ctx) => createConnector(ctx, a.input, { egress: ctx.egress }),
     updateConnector: (_: unknown, a: { id: string; input: ConnectorInput }, ctx: Ctx) => updateConnector(ctx, a.id, a.input, { egress: ctx.egress }),
-    approveConnector: (_: unknown, a: { id: string }, ctx: Ctx) => approveConnector(ctx, a.id, { egress: ctx.egress }),
+    approveConnector: (_: unknown, a: { id: string; digest?: string | null }, ctx: Ctx) => approveConnector(ctx, a.id, { egress: ctx.egress }, a.digest ?? null),
     setSourceSecret: (_: unknown, a: { department: string; name: string; value: string }, ctx: Ctx) => setSourceSecret(ctx, ctx.masterKey, a.department, a.name, a.value),
     designateBaseSource: (_: unknown, a: { kind: string; department: string; reason: string }, ctx: Ctx) => designateBaseSource(ctx, a.kind, a.department, a.reason),
     withdrawBaseSource: (_: unknown, a: { kind: string; department: string; reason: string }, ctx: Ctx) => withdrawBaseSource(ctx, a.kind, a.department, a.reason),
@@ -158,6 +160,8 @@ export const resolvers = {
   },
   Connector: {
     approvedAt: (c: Connector) => iso(c.approvedAt),
+    // the digest an approval would record: what an admin reviews
+    digest: (c: Connector) => configurationDigest(c),
     state: async (c: Connector, _: unknown, ctx: Ctx) => {
       const [s] = await ctx.db.select().from(connectorState).where(eq(connectorState.connectorId, c.id));
       return s ? { ...s, lastCompletedAt: iso(s.lastCompletedAt), circuitOpenedAt: iso(s.circuitOpenedAt) } : null;

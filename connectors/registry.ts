@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
+import { actEntry } from '../audit/acts.ts';
 import { asc, eq, sql } from 'drizzle-orm';
 import { CronExpressionParser } from 'cron-parser';
 import { appendInTransaction } from '../audit/writer.ts';
 import { canonicalJson } from '../basedata/store.ts';
-import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { EgressRefused, type EgressPolicy } from '../core/egress.ts';
 import { badInput, HubError, isUniqueViolation, notFound } from '../core/errors.ts';
 import { notify, type Db } from '../db/index.ts';
@@ -82,13 +83,15 @@ function validate(input: ConnectorInput) {
   };
 }
 
-/** The egress check of an http connector's source, as BAD_USER_INPUT on config.url. */
+/** The egress check of a connector's source (an http URL, a SQL host), as BAD_USER_INPUT on the field. */
 async function checkSource(checks: ConnectorChecks | undefined, adapter: AdapterKind, config: Record<string, unknown>): Promise<void> {
-  if (!checks?.egress || adapter !== 'http') return;
+  if (!checks?.egress || adapter === 'file') return;
+  const field = adapter === 'http' ? 'config.url' : 'config.host';
   try {
-    await checks.egress.check(String(config.url));
+    if (adapter === 'http') await checks.egress.check(String(config.url));
+    else await checks.egress.checkHost(String(config.host), typeof config.port === 'number' ? config.port : 5432);
   } catch (error) {
-    if (error instanceof EgressRefused) throw badInput('config.url', `the egress policy refuses this source (${error.reason}): ${error.message}`);
+    if (error instanceof EgressRefused) throw badInput(field, `the egress policy refuses this source (${error.reason}): ${error.message}`);
     throw error;
   }
 }
@@ -104,16 +107,9 @@ function diffOf(before: Settings | null, after: Settings): Record<string, { from
   return changed;
 }
 
-function act(ctx: HubContext, operation: string, connector: Pick<Connector, 'id' | 'departmentCode'>, details: Record<string, unknown>, reason?: string) {
-  return {
-    clientId: ctx.principal.clientId || null,
-    department: ctx.principal.department || null,
-    operation,
-    outcome: 'DONE' as const,
-    reason: reason ?? null,
-    requestId: ctx.requestId,
-    details: { connector: connector.id, departmentCode: connector.departmentCode, ...details },
-  };
+/** The audit entry of an act on a connector by the acting principal. */
+function act(ctx: HubContext, operation: string, connector: Pick<Connector, 'id' | 'departmentCode'>, details: Record<string, unknown>) {
+  return actEntry(actorOf(ctx), operation, { details: { connector: connector.id, departmentCode: connector.departmentCode, ...details } });
 }
 
 /**
@@ -130,7 +126,7 @@ export async function createConnector(ctx: HubContext, input: ConnectorInput, ch
       await requireAuthoritative(tx, v.kind, input.departmentCode);
       const [row] = await tx
         .insert(connectors)
-        .values({ id: input.id, departmentCode: input.departmentCode, ...v, status: 'DRAFT', changedBy: p.clientId })
+        .values({ id: input.id, departmentCode: input.departmentCode, ...v, status: 'DRAFT', draftedBy: [p.clientId] })
         .returning();
       await tx.insert(connectorState).values({ connectorId: input.id });
       await appendInTransaction(tx, [act(ctx, 'CONNECTOR_CREATE', row!, { status: 'DRAFT', changed: diffOf(null, row!) })]);
@@ -159,7 +155,7 @@ export async function updateConnector(ctx: HubContext, id: string, input: Omit<C
     if (Object.keys(changed).length === 0) return before!; // nothing changed: the approval stands
     const [row] = await tx
       .update(connectors)
-      .set({ ...v, status: 'DRAFT', changedBy: p.clientId, approvedBy: null, approvedAt: null, approvedDigest: null, updatedAt: sql`now()` })
+      .set({ ...v, status: 'DRAFT', draftedBy: before!.status === 'APPROVED' ? [p.clientId] : [...new Set([...before!.draftedBy, p.clientId])], approvedBy: null, approvedAt: null, approvedDigest: null, updatedAt: sql`now()` })
       .where(eq(connectors.id, id))
       .returning();
     await appendInTransaction(tx, [act(ctx, 'CONNECTOR_UPDATE', row!, { status: 'DRAFT', previousStatus: before!.status, changed })]);
@@ -169,20 +165,25 @@ export async function updateConnector(ctx: HubContext, id: string, input: Omit<C
 }
 
 /**
- * 前置机登记 approved: the hub operator (admin) approves a connector's configuration as it is now; the client that
- * drafted it cannot (four eyes). The department must be the kind's authoritative source, the secret it names must be
- * set, and its source must pass the egress policy.
+ * 前置机登记 approved: the hub operator (admin) approves a connector's configuration as it is now, or as the digest
+ * given says it is (what the admin reviewed: a change since is refused); no client that changed it since its last
+ * approval may (four eyes). The department must be the kind's authoritative source, the secret it names must be set,
+ * and its source must pass the egress policy.
  */
-export async function approveConnector(ctx: HubContext, id: string, checks?: ConnectorChecks): Promise<Connector> {
+export async function approveConnector(ctx: HubContext, id: string, checks?: ConnectorChecks, reviewedDigest?: string | null): Promise<Connector> {
   const p = requireRole(ctx, 'admin');
   const current = await getConnector(ctx.db, id);
   if (!current) throw notFound(`connector ${id}`);
+  const checked = configurationDigest(current);
+  if (reviewedDigest && reviewedDigest !== checked) throw new HubError('CONFLICT', `connector ${id} changed since the configuration you reviewed (its digest is ${checked})`);
   await checkSource(checks, current.adapter, current.config);
   return ctx.db.transaction(async (tx) => {
     const [c] = await tx.select().from(connectors).where(eq(connectors.id, id)).for('update');
     if (!c) throw notFound(`connector ${id}`);
-    if (c.changedBy === p.clientId) throw new HubError('FORBIDDEN', `connector ${id} was last changed by this client (${p.clientId}); another admin approves it (four eyes)`, { reason: 'FOUR_EYES' });
     const digest = configurationDigest(c);
+    // what was checked above is what is approved: a change in between is refused, not approved unseen
+    if (digest !== checked) throw new HubError('CONFLICT', `connector ${id} changed while it was being approved; review it again`);
+    if (c.draftedBy.includes(p.clientId)) throw new HubError('FORBIDDEN', `connector ${id} was changed by this client (${p.clientId}) since its last approval; another admin approves it (four eyes)`, { reason: 'FOUR_EYES' });
     if (c.status === 'APPROVED' && c.approvedDigest === digest) throw new HubError('CONFLICT', `connector ${id} is approved in this configuration already`);
     // what the connector would run with is checked again, as it is now
     parseConnectorConfig(c.adapter, c.config);
@@ -194,10 +195,10 @@ export async function approveConnector(ctx: HubContext, id: string, checks?: Con
     }
     const [row] = await tx
       .update(connectors)
-      .set({ status: 'APPROVED', approvedBy: p.clientId, approvedAt: sql`now()`, approvedDigest: digest })
+      .set({ status: 'APPROVED', approvedBy: p.clientId, approvedAt: sql`now()`, approvedDigest: digest, draftedBy: [] })
       .where(eq(connectors.id, id))
       .returning();
-    await appendInTransaction(tx, [act(ctx, 'CONNECTOR_APPROVE', row!, { digest, draftedBy: c.changedBy, adapter: c.adapter, kind: c.kind, config: c.config })]);
+    await appendInTransaction(tx, [act(ctx, 'CONNECTOR_APPROVE', row!, { digest, draftedBy: c.draftedBy, adapter: c.adapter, kind: c.kind, config: c.config })]);
     await notify(tx, CONNECTORS_CHANNEL, id);
     return row!;
   });

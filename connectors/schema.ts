@@ -14,7 +14,7 @@ export type ConnectorStatus = (typeof CONNECTOR_STATUSES)[number];
  * A connector: source adapter + mapping + validation, owned by a department. `config` never holds a secret: it
  * names a source secret of its department (`secret`), sealed in source_secrets. It runs only in the configuration an
  * admin approved (前置机登记, four eyes): `approved_digest` is the SHA-256 of that configuration, any change returns
- * it to DRAFT, and the client that last changed it cannot approve it.
+ * it to DRAFT, and no client that changed it since its last approval may approve it.
  */
 export const connectors = pgTable(
   'connectors',
@@ -35,8 +35,8 @@ export const connectors = pgTable(
     authoritative: boolean('authoritative').notNull().default(false),
     enabled: boolean('enabled').notNull().default(true),
     status: text('status', { enum: CONNECTOR_STATUSES }).notNull().default('DRAFT'),
-    /** the client that created or last changed it (it may not approve that configuration) */
-    changedBy: text('changed_by'),
+    /** the clients that created or changed it since it was last approved: none of them may approve it (four eyes) */
+    draftedBy: text('drafted_by').array().notNull().default(sql`'{}'::text[]`),
     approvedBy: text('approved_by'),
     approvedAt: at('approved_at'),
     /** SHA-256 of the approved configuration (configurationDigest): a run checks it against the row it reads */

@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { appendInTransaction } from '../audit/writer.ts';
+import { recordAct } from '../audit/acts.ts';
 import { seal, unseal } from '../auth/master-key.ts';
-import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import type { Db } from '../db/index.ts';
 import { departments } from '../directory/schema.ts';
@@ -47,9 +47,7 @@ export async function setSourceSecret(ctx: HubContext, masterKey: Buffer, depart
       .values({ departmentCode, name, version, valueEnc, updatedBy: p.clientId })
       .onConflictDoUpdate({ target: [sourceSecrets.departmentCode, sourceSecrets.name], set: { version, valueEnc, updatedBy: p.clientId, updatedAt: sql`now()` } })
       .returning({ departmentCode: sourceSecrets.departmentCode, name: sourceSecrets.name, version: sourceSecrets.version, updatedAt: sourceSecrets.updatedAt });
-    await appendInTransaction(tx, [
-      { clientId: p.clientId, department: p.department, operation: 'SOURCE_SECRET_SET', outcome: 'DONE', requestId: ctx.requestId, details: { departmentCode, name, version, rotated: version > 1 } },
-    ]);
+    await recordAct(tx, actorOf(ctx), 'SOURCE_SECRET_SET', { details: { departmentCode, name, version, rotated: version > 1 } });
     return row!;
   });
 }

@@ -297,7 +297,8 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
         return { ...c, q };
       });
       cursor = nextCursor;
-      for (const g of good) if (!bad.some((b) => b.sourceId === g.sourceId)) openQuarantine.delete(g.sourceId);
+      const stillBad = new Set(bad.map((b) => b.sourceId));
+      for (const g of good) if (!stillBad.has(g.sourceId)) openQuarantine.delete(g.sourceId);
       for (const b of bad) openQuarantine.add(b.sourceId);
       progress.fetched += page.records.length;
       progress.inserted += counts.inserted;

@@ -31,8 +31,11 @@ interface AllowEntry {
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
+/** A host name as DNS means it: lower case, without the trailing dot of a fully qualified name. */
+const normalHost = (host: string) => host.toLowerCase().replace(/\.+$/, '');
+
 function parseEntry(raw: string): AllowEntry {
-  const text = raw.trim().toLowerCase();
+  const text = normalHost(raw.trim());
   let rest = text;
   let port: number | undefined;
   // host:port and [v6]:port; a bare IPv6 address or CIDR has colons of its own
@@ -120,7 +123,7 @@ export class EgressPolicy {
     const hosts = new Set<string>();
     if (own.issuer) {
       const u = new URL(own.issuer);
-      hosts.add(`${u.hostname.toLowerCase()}:${u.port || DEFAULT_PORTS[u.protocol] || ''}`);
+      hosts.add(`${normalHost(u.hostname)}:${u.port || DEFAULT_PORTS[u.protocol] || ''}`);
     }
     return new EgressPolicy(entries, { ports: own.ports.filter((p) => p > 0), hosts });
   }
@@ -164,7 +167,7 @@ export class EgressPolicy {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EgressRefused('SCHEME', `${url.protocol} URLs are not called; http(s) only`);
     if (url.username || url.password) throw new EgressRefused('USERINFO', 'a URL may not carry a user name or password; secrets are stored as source secrets');
-    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const host = normalHost(url.hostname.replace(/^\[|\]$/g, ''));
     const port = Number(url.port || DEFAULT_PORTS[url.protocol]);
     if (this.isOwn(host, port)) throw new EgressRefused('OWN_LISTENER', `${host}:${port} is the hub's own listener`);
     return { url, host, port };
@@ -207,6 +210,17 @@ export class EgressPolicy {
    */
   async check(input: string | URL): Promise<void> {
     const { host, port } = this.target(input);
+    await this.checkResolved(host, port);
+  }
+
+  /** Checks a socket target (a SQL source's host and port) as check() does a URL, resolving the name now. */
+  async checkHost(hostInput: string, port: number): Promise<void> {
+    const host = normalHost(hostInput);
+    if (this.isOwn(host, port)) throw new EgressRefused('OWN_LISTENER', `${host}:${port} is the hub's own listener`);
+    await this.checkResolved(host, port);
+  }
+
+  private async checkResolved(host: string, port: number): Promise<void> {
     let addresses: { address: string }[];
     if (net.isIP(host)) addresses = [{ address: host }];
     else {
@@ -217,7 +231,7 @@ export class EgressPolicy {
       }
     }
     for (const { address } of addresses) {
-      if (!this.addressAllowed(host, address, port)) throw refusedAddress(host, address);
+      if (!this.addressAllowed(host, address, port)) throw refusedAddress(host, net.isIP(host) !== 0);
     }
   }
 
@@ -226,7 +240,7 @@ export class EgressPolicy {
     return ((hostname: string, options: dns.LookupOptions, callback: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
       dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
         if (err) return callback(err, '', 4);
-        for (const a of addresses) if (!this.addressAllowed(host, a.address, port)) return callback(refusedAddress(hostname, a.address), '', 4);
+        for (const a of addresses) if (!this.addressAllowed(normalHost(host), a.address, port)) return callback(refusedAddress(hostname, false), '', 4);
         if (options.all) return callback(null, addresses);
         callback(null, addresses[0]!.address, addresses[0]!.family);
       });
@@ -235,9 +249,10 @@ export class EgressPolicy {
 
   /** Checks a socket target (host and port) before connecting: a literal address at once, a name on lookup. */
   checkSocketTarget(host: string, port: number): void {
-    const h = host.toLowerCase();
+    if (typeof host !== 'string' || !host || host.startsWith('/')) throw new EgressRefused('ADDRESS', 'a socket path is not a network target');
+    const h = normalHost(host);
     if (this.isOwn(h, port)) throw new EgressRefused('OWN_LISTENER', `${h}:${port} is the hub's own listener`);
-    if (net.isIP(h) && !this.addressAllowed(h, h, port)) throw refusedAddress(h, h);
+    if (net.isIP(h) && !this.addressAllowed(h, h, port)) throw refusedAddress(h, true);
   }
 
   private agentFor(url: URL, host: string, port: number): http.Agent {
@@ -265,7 +280,8 @@ export class EgressPolicy {
       const res = await this.once(current, { ...init, headers: sameOrigin ? init.headers : {} });
       const location = res.headers.location;
       if (res.status >= 300 && res.status < 400 && res.status !== 304 && location) {
-        if (hop >= (init.maxRedirects ?? 3)) throw new EgressRefused('REDIRECT', `more than ${init.maxRedirects ?? 3} redirects`);
+        const max = init.maxRedirects ?? 3;
+        if (hop >= max) throw new EgressRefused('REDIRECT', max === 0 ? `the target answered a redirect (HTTP ${res.status}); it is called at its own address only` : `more than ${max} redirects`);
         current = this.target(new URL(location, current.url));
         continue;
       }
@@ -310,8 +326,9 @@ export class EgressPolicy {
   }
 }
 
-function refusedAddress(host: string, address: string): EgressRefused {
-  return new EgressRefused('ADDRESS', `${host} resolves to ${address}, which the egress policy refuses (loopback, private, link-local or metadata range, not listed in HUB_EGRESS_ALLOW)`);
+/** A refusal naming the target; for a name, not the address it resolved to (that would map the internal DNS). */
+function refusedAddress(host: string, literal: boolean): EgressRefused {
+  return new EgressRefused('ADDRESS', `${host} ${literal ? 'is' : 'resolves to'} an address the egress policy refuses (loopback, private, link-local or metadata range, not listed in HUB_EGRESS_ALLOW)`);
 }
 
 /** Public unicast only, as request-filtering-agent judges it (ipaddr.js ranges): no loopback, private, link-local … */

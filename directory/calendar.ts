@@ -1,4 +1,6 @@
 import { asc, between, eq, sql } from 'drizzle-orm';
+import { recordAct } from '../audit/acts.ts';
+import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { SHANGHAI_OFFSET_MS } from '../core/time.ts';
 import { badInput } from '../core/errors.ts';
 import type { Db } from '../db/index.ts';
@@ -73,7 +75,7 @@ function checkYear(year: number): void {
  * list leaves the previous calendar (or none) in place. Loading also marks the year as known (calendar_years), which
  * is what makes due dates in it final rather than provisional.
  */
-export async function loadWorkingCalendar(db: Db, input: CalendarInput): Promise<{ year: number; holidays: number; workdays: number }> {
+export async function loadWorkingCalendar(db: Db, input: CalendarInput, actor: Actor = CLI_ACTOR): Promise<{ year: number; holidays: number; workdays: number }> {
   const { year } = input;
   checkYear(year);
   const source = typeof input.source === 'string' ? input.source.trim() : '';
@@ -111,6 +113,7 @@ export async function loadWorkingCalendar(db: Db, input: CalendarInput): Promise
       .insert(calendarYears)
       .values({ year, source })
       .onConflictDoUpdate({ target: calendarYears.year, set: { source, loadedAt: sql`now()` } });
+    await recordAct(tx, actor, 'CALENDAR_LOAD', { reason: source, details: { year, holidays: values.filter((v) => v.kind === 'HOLIDAY').length, workdays: values.filter((v) => v.kind === 'WORKDAY').length } });
   });
   return {
     year,

@@ -1,5 +1,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
-import { requireRole, type HubContext } from '../core/context.ts';
+import { actEntry } from '../audit/acts.ts';
+import { appendInTransaction, type AuditRecord } from '../audit/writer.ts';
+import { actorOf, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation } from '../core/errors.ts';
 import { shanghaiDate } from '../core/time.ts';
 import { notify } from '../db/index.ts';
@@ -437,6 +439,8 @@ export async function importCatalogue(ctx: HubContext, document: unknown): Promi
 
   const report: ImportReport = { created: 0, updated: 0, unchanged: 0 };
   const changedBy = ctx.principal.clientId;
+  const actor = actorOf(ctx);
+  const acts: AuditRecord[] = [];
   try {
     await ctx.db.transaction(async (tx) => {
       for (const [i, e] of entries.entries()) {
@@ -459,6 +463,7 @@ export async function importCatalogue(ctx: HubContext, document: unknown): Promi
             changedBy,
           });
           report.created++;
+          acts.push(actEntry(actor, 'RESOURCE_IMPORT', { resourceCode: code, details: { version: 1, status: e.status, providerCode: e.values.providerCode, baseKind: e.values.baseKind } }));
         } else if (contentKey(current) === contentKey(e.values)) {
           report.unchanged++;
           continue;
@@ -470,6 +475,7 @@ export async function importCatalogue(ctx: HubContext, document: unknown): Promi
             .set({ ...e.values, changedBy, updatedAt: sql`now()` })
             .where(and(eq(resources.code, code), eq(resources.version, current.version)));
           report.updated++;
+          acts.push(actEntry(actor, 'RESOURCE_IMPORT', { resourceCode: code, details: { version: current.version, status: 'DRAFT', providerCode: e.values.providerCode, baseKind: e.values.baseKind } }));
         } else {
           await tx.update(resources).set({ current: false, updatedAt: sql`now()` }).where(and(eq(resources.code, code), eq(resources.version, current.version)));
           await tx.insert(resources).values({
@@ -481,9 +487,13 @@ export async function importCatalogue(ctx: HubContext, document: unknown): Promi
             changedBy,
           });
           report.updated++;
+          acts.push(actEntry(actor, 'RESOURCE_IMPORT', { resourceCode: code, details: { version: current.version + 1, previousVersion: current.version, status: 'PUBLISHED', providerCode: e.values.providerCode, baseKind: e.values.baseKind } }));
         }
         await notify(tx, RESOURCES_CHANNEL, code);
       }
+      // each resource the catalogue created or changed, in the import's transaction (a provider changed here changes
+      // who is the authoritative source of a base kind)
+      await appendInTransaction(tx, acts);
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw new HubError('CONFLICT', 'a resource in the catalogue was registered meanwhile; import again', {}, { cause: error });

@@ -1,4 +1,6 @@
 import { asc, eq } from 'drizzle-orm';
+import { recordAct } from '../audit/acts.ts';
+import { CLI_ACTOR, type Actor } from '../core/context.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import { usccProblem } from '../core/ids.ts';
 import type { Db } from '../db/index.ts';
@@ -14,8 +16,8 @@ export interface DepartmentInput {
   level: string;
 }
 
-/** Registers a department (部门), named by its 统一社会信用代码. */
-export async function createDepartment(db: Db, input: DepartmentInput): Promise<Department> {
+/** Registers a department (部门), named by its 统一社会信用代码; the act is an audit entry (the command line by default). */
+export async function createDepartment(db: Db, input: DepartmentInput, actor: Actor = CLI_ACTOR): Promise<Department> {
   const code = input.code.trim().toUpperCase();
   const problem = usccProblem(code);
   if (problem) throw new HubError('INVALID_USCC', `department code ${code} is not a valid 统一社会信用代码 (${problem})`, { field: 'code' });
@@ -24,9 +26,12 @@ export async function createDepartment(db: Db, input: DepartmentInput): Promise<
   if (!/^\d{6}$/.test(input.region)) throw badInput('region', 'region is a 6-digit 行政区划代码');
   const level = input.level.toUpperCase();
   if (level !== 'PROVINCE' && level !== 'CITY' && level !== 'COUNTY') throw badInput('level', 'level is PROVINCE, CITY or COUNTY');
-  const inserted = await db.insert(departments).values({ code, name, region: input.region, level }).onConflictDoNothing().returning();
-  if (inserted.length === 0) throw new HubError('CONFLICT', `department ${code} already exists`);
-  return inserted[0]!;
+  return db.transaction(async (tx) => {
+    const inserted = await tx.insert(departments).values({ code, name, region: input.region, level }).onConflictDoNothing().returning();
+    if (inserted.length === 0) throw new HubError('CONFLICT', `department ${code} already exists`);
+    await recordAct(tx, actor, 'DEPARTMENT_CREATE', { details: { code, name, region: input.region, level } });
+    return inserted[0]!;
+  });
 }
 
 export async function getDepartment(db: Db, code: string): Promise<Department | undefined> {

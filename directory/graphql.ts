@@ -1,4 +1,4 @@
-import { requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import {
   decideAccessRequest,
@@ -319,7 +319,7 @@ export const resolvers = {
     setWebhook: (_: unknown, a: { department: string; url: string }, ctx: Ctx) => setWebhook(ctx, ctx.masterKey, ctx.egress, a.department, a.url),
     loadWorkingCalendar: (_: unknown, a: CalendarInput, ctx: Ctx) => {
       requireRole(ctx, 'admin');
-      return loadWorkingCalendar(ctx.db, a);
+      return loadWorkingCalendar(ctx.db, a, actorOf(ctx));
     },
     importCatalogue: (_: unknown, a: { document: unknown }, ctx: Ctx) => importCatalogue(ctx, a.document),
   },

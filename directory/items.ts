@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
-import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { recordAct } from '../audit/acts.ts';
+import { actorOf, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { notify, type Db } from '../db/index.ts';
 import { decodeCursor, RESOURCE_CODE, termConditions, type Page } from './resources.ts';
@@ -99,6 +100,7 @@ export async function registerServiceItem(ctx: HubContext, input: ServiceItemInp
       .returning();
     await tx.delete(materials).where(eq(materials.itemCode, input.code));
     if (rows.length) await tx.insert(materials).values(rows);
+    await recordAct(tx, actorOf(ctx), 'SERVICE_ITEM_REGISTER', { details: { itemCode: input.code, departmentCode: input.departmentCode, replaced: Boolean(existing), materials: rows.map((r) => r.code), measureCodes } });
     await notify(tx, ITEMS_CHANNEL, input.code);
     return item!;
   });
@@ -156,6 +158,7 @@ export async function registerBundle(ctx: HubContext, input: { code: string; nam
       .returning();
     await tx.delete(bundleItems).where(eq(bundleItems.bundleCode, input.code));
     await tx.insert(bundleItems).values(itemCodes.map((itemCode, position) => ({ bundleCode: input.code, itemCode, position })));
+    await recordAct(tx, actorOf(ctx), 'BUNDLE_REGISTER', { details: { bundleCode: input.code, itemCodes } });
     return b!;
   });
 }

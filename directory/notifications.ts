@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
+import { recordAct } from '../audit/acts.ts';
 import { and, asc, desc, eq, isNull, lt, sql } from 'drizzle-orm';
-import { appendInTransaction } from '../audit/writer.ts';
-import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { EgressRefused, type EgressPolicy } from '../core/egress.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -86,9 +86,7 @@ export async function setWebhook(ctx: HubContext, masterKey: Buffer, egress: Web
       .insert(departmentWebhooks)
       .values({ departmentCode, url: target, secretEnc })
       .onConflictDoUpdate({ target: departmentWebhooks.departmentCode, set: { url: target, secretEnc, updatedAt: sql`now()` } });
-    await appendInTransaction(tx, [
-      { clientId: ctx.principal.clientId, department: ctx.principal.department, operation: 'WEBHOOK_SET', outcome: 'DONE', requestId: ctx.requestId, details: { department: departmentCode, url: target } },
-    ]);
+    await recordAct(tx, actorOf(ctx), 'WEBHOOK_SET', { details: { department: departmentCode, url: target } });
   });
   return { url: target, secret };
 }
@@ -135,7 +133,9 @@ export async function deliverNotifications(db: Db, masterKey: Buffer, egress: Eg
           await tx.update(notifications).set({ deliveredAt: sql`now()`, attempts: n.attempts + 1, lastError: null }).where(eq(notifications.id, n.id));
           delivered++;
         } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
+          // what the department may see of a failed delivery: the status it answered, or a code; never the network's
+          // own words (connection refused here, timed out there would map the hosts behind the allow list)
+          const message = error instanceof EgressRefused ? `EGRESS_REFUSED (${error.reason})` : error instanceof Error && /^HTTP \d+$/.test(error.message) ? error.message : 'UNREACHABLE';
           await tx.update(notifications).set({ attempts: n.attempts + 1, lastError: message.slice(0, 500) }).where(eq(notifications.id, n.id));
           logger.warn({ department: hook.departmentCode, notification: n.id, error: message }, 'webhook delivery failed');
           failed++;

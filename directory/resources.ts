@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, ilike, inArray, ne, or, sql, type SQL } from 'drizzle-orm';
+import { actEntry } from '../audit/acts.ts';
 import { appendInTransaction, type AuditRecord } from '../audit/writer.ts';
-import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { actorOf, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { badInput, HubError, isUniqueViolation, notFound } from '../core/errors.ts';
 import { usccProblem } from '../core/ids.ts';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
@@ -162,7 +163,7 @@ export async function listResourceVersions(db: Db, code: string): Promise<Resour
 
 /** The audit entry of an act on a resource, by the acting principal (written in the act's transaction). */
 function resourceAudit(ctx: HubContext, operation: string, code: string, details: Record<string, unknown>, reason: string | null = null): AuditRecord {
-  return { clientId: ctx.principal.clientId, department: ctx.principal.department, operation, resourceCode: code, outcome: 'DONE', reason, requestId: ctx.requestId, details };
+  return actEntry(actorOf(ctx), operation, { resourceCode: code, reason, details });
 }
 
 type ResourceValues = ReturnType<typeof validateResourceInput>;
@@ -234,6 +235,7 @@ export async function updateResource(ctx: HubContext, code: string, input: Resou
   if (input.providerCode !== current.providerCode) await authoriseProvider(ctx, input.providerCode);
   if (input.code !== code) throw badInput('code', `the input's code ${input.code} differs from ${code}; a resource keeps its code`);
   const values = validateResourceInput(input);
+  if (current.status === 'PUBLISHED') requireOperatorForBase(ctx, current.category, values.category);
   if (current.status === 'RETIRED') throw new HubError('CONFLICT', `resource ${code} is retired and cannot change`);
   return ctx.db.transaction(async (tx) => {
     // Lock the current version so two concurrent edits cannot both make version N+1.
@@ -271,8 +273,19 @@ export async function updateResource(ctx: HubContext, code: string, input: Resou
   });
 }
 
+/**
+ * 基础库: a BASE resource in force names the authoritative source of its base kind (its provider's connectors alone
+ * write 人口, 法人, 信用 records), so only the operator (admin) puts one in force: publishes it, or changes it once
+ * published. A department drafts its own, as any resource.
+ */
+function requireOperatorForBase(ctx: HubContext, ...categories: string[]): void {
+  if (!categories.includes('BASE') || ctx.principal.roles.includes('admin')) return;
+  throw new HubError('FORBIDDEN', 'a BASE resource (基础库) names the authoritative source of its base kind: the operator (admin) publishes or changes it once published', { reason: 'BASE_RESOURCE', requiredRoles: ['admin'] });
+}
+
 export async function publishResource(ctx: HubContext, code: string): Promise<Resource> {
   const current = await loadOwned(ctx, code);
+  requireOperatorForBase(ctx, current.category);
   if (current.status !== 'DRAFT') throw new HubError('CONFLICT', `resource ${code} is ${current.status}; only a draft is published`);
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx

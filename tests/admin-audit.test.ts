@@ -109,7 +109,7 @@ describe.each(drivers())('every administrative act is an audit entry, written wi
   it('records a resource registered, changed (with the diff), published, changed again and retired, naming the acting client', async () => {
     await ok(police, `mutation($i: ResourceInput!) { registerResource(input: $i) { code } }`, { i: resourceInput() });
     await ok(police, `mutation($i: ResourceInput!) { updateResource(code: "${CODE}", input: $i) { version } }`, { i: resourceInput({ summary: '户籍人口（修订）' }) });
-    await ok(police, `mutation { publishResource(code: "${CODE}") { status } }`);
+    await ok(admin, `mutation { publishResource(code: "${CODE}") { status } }`); // a BASE resource: the operator's
     await ok(admin, `mutation($i: ResourceInput!) { updateResource(code: "${CODE}", input: $i) { version } }`, {
       i: resourceInput({ summary: '户籍人口（修订）', fields: [...resourceInput().fields, { code: 'gender', name: '性别', dataType: 'C', length: 1 }] }),
     });
@@ -123,7 +123,7 @@ describe.each(drivers())('every administrative act is an audit entry, written wi
     expect(updates[0]).toMatchObject({ clientId: policeId, resourceCode: CODE, details: { version: 1, changed: { summary: { from: '户籍人口', to: '户籍人口（修订）' } } } });
     expect(Object.keys((updates[0]!.details as { changed: object }).changed)).toEqual(['summary']);
     expect(updates[1]).toMatchObject({ clientId: adminId, department: DATA, details: { version: 2, previousVersion: 1, changed: { fields: { added: ['gender'], removed: [], changed: [] } } } });
-    expect(await entries('RESOURCE_PUBLISH')).toEqual([expect.objectContaining({ clientId: policeId, resourceCode: CODE, details: { version: 1 } })]);
+    expect(await entries('RESOURCE_PUBLISH')).toEqual([expect.objectContaining({ clientId: adminId, resourceCode: CODE, details: { version: 1 } })]);
     expect(await entries('RESOURCE_RETIRE')).toEqual([expect.objectContaining({ clientId: policeId, resourceCode: CODE, reason: '由新版取代', details: { version: 2 } })]);
 
     // an auditor sees each of them, with the acting client

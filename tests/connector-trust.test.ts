@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -7,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../audit/checkpoints.ts';
 import { auditPublicKey } from '../auth/keys.ts';
 import { seal } from '../auth/master-key.ts';
-import { setSourceSecret } from '../connectors/secrets.ts';
 import { createDepartment } from '../directory/departments.ts';
 import { recordHistory, recordsBySubject } from '../basedata/store.ts';
 import { createConnector } from '../connectors/registry.ts';
@@ -155,6 +155,50 @@ describe.each(drivers())('the trust boundaries of connectors (%s)', (driver) => 
     expect(trap.seen).toHaveLength(0);
   });
 
+  it('lets no client that changed a connector since its approval approve it, and approves only what was reviewed', async () => {
+    const update = `mutation($input: ConnectorInput!) { updateConnector(id: "pop-sim", input: $input) { status draftedBy } }`;
+    const reviewed = (await gql(admin, `{ connector(id: "pop-sim") { digest } }`)).data?.connector as { digest: string };
+    // one admin changes the source, a provider touches the name after him: the first admin still may not approve
+    expect((await gql(admin, update, { input: input('pop-sim', { url: sim.url, auth: { type: 'bearer', secret: 'sim-token' }, pageSize: 60 }) })).data?.updateConnector).toMatchObject({ status: 'DRAFT' });
+    const both = (await gql(police, update, { input: input('pop-sim', { url: sim.url, auth: { type: 'bearer', secret: 'sim-token' }, pageSize: 60 }, { name: 'renamed' }) })).data?.updateConnector as { draftedBy: string[] };
+    expect(both.draftedBy).toContain(adminId);
+    expect(errorOf(await gql(admin, `mutation { approveConnector(id: "pop-sim") { status } }`))).toMatchObject({ code: 'FORBIDDEN', reason: 'FOUR_EYES' });
+    // the other admin reviewed an earlier configuration: approving with its digest is refused
+    expect(errorOf(await gql(otherAdmin, `mutation { approveConnector(id: "pop-sim", digest: "${reviewed.digest}") { status } }`))).toMatchObject({ code: 'CONFLICT' });
+    const now = (await gql(otherAdmin, `{ connector(id: "pop-sim") { digest } }`)).data?.connector as { digest: string };
+    expect((await gql(otherAdmin, `mutation { approveConnector(id: "pop-sim", digest: "${now.digest}") { status draftedBy } }`)).data?.approveConnector).toEqual({ status: 'APPROVED', draftedBy: [] });
+  });
+
+  it('follows no redirect from a source, so an approved address cannot hand the hub to another', async () => {
+    const hop = http.createServer((_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('location', `${sim.url}/records`);
+      res.end();
+    });
+    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', r));
+    const hopUrl = `http://127.0.0.1:${(hop.address() as { port: number }).port}`;
+    try {
+      hub.services.egress.allow(new URL(hopUrl).host);
+      await approvedSource(tdb.database.db, input('pop-hop', { url: hopUrl, auth: { type: 'bearer', secret: 'sim-token' } }), { designate: false });
+      const before = sim.stats().requests;
+      const r = await runSync(tdb.database, 'pop-hop', { masterKey: MASTER_KEY, egress: hub.services.egress });
+      expect(r).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/EGRESS_REFUSED \(REDIRECT\)/) });
+      expect(sim.stats().requests).toBe(before);
+    } finally {
+      await new Promise((r) => hop.close(r));
+    }
+  });
+
+  it('gives no department authority over a base kind by declaring a resource of it', async () => {
+    const REGISTER = `mutation($i: ResourceInput!) { registerResource(input: $i) { code status } }`;
+    const resource = (code: string, category: string) => ({ code, name: '出生人口信息', category, baseKind: 'POPULATION', providerCode: HEALTH, sharingType: 'UNCONDITIONAL', fields: [{ code: 'idNumber', name: '公民身份号码', dataType: 'string' }] });
+    expect(errorOf(await gql(health, REGISTER, { i: resource('3-01-001/000099', 'DEPARTMENT') }))).toBeUndefined();
+    expect(errorOf(await gql(health, `mutation { publishResource(code: "3-01-001/000099") { status } }`))).toBeUndefined();
+    expect(errorOf(await gql(health, REGISTER, { i: resource('1-01-001/000099', 'BASE') }))).toBeUndefined();
+    expect(errorOf(await gql(health, `mutation { publishResource(code: "1-01-001/000099") { status } }`))).toMatchObject({ code: 'FORBIDDEN', reason: 'BASE_RESOURCE' });
+    expect(errorOf(await gql(health, CREATE, { input: input('health-claim', { url: sim.url, auth: { type: 'none' } }, { departmentCode: HEALTH }) }))).toMatchObject({ code: 'FORBIDDEN', reason: 'NOT_AUTHORITATIVE' });
+  });
+
   it('keeps source secrets write-only and bound to their department', async () => {
     const listed = await gql(police, `{ sourceSecrets(department: "${POLICE}") { name version } }`);
     expect(listed.data?.sourceSecrets).toEqual([
@@ -212,7 +256,8 @@ describe.each(drivers())('the trust boundaries of connectors (%s)', (driver) => 
     fs.writeFileSync(secretFile, 'TOPSECRET-LINE\n');
     fs.symlinkSync(secretFile, path.join(dir, 'link.jsonl'));
     fs.symlinkSync(importDir, path.join(dir, 'up'));
-    for (const [id, p] of [['file-link', 'link.jsonl'], ['file-up', 'up/master.key']] as const) {
+    fs.linkSync(secretFile, path.join(dir, 'hard.jsonl'));
+    for (const [id, p] of [['file-link', 'link.jsonl'], ['file-up', 'up/master.key'], ['file-hard', 'hard.jsonl']] as const) {
       await approvedSource(tdb.database.db, input(id, { path: p, format: 'jsonl' }, { adapter: 'file' }), { designate: false });
       const r = await runSync(tdb.database, id, { masterKey: MASTER_KEY, egress: hub.services.egress, importDir });
       expect(r, p).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/FILE_OUTSIDE_IMPORT_DIR/) });
@@ -293,25 +338,62 @@ describe.runIf(pgAvailable())("a SQL source never reaches the hub's own database
     await tdb?.drop();
   });
 
-  it('refuses the hub database by its identity, whatever the URL says', async () => {
+  const sqlConfig = (over: Record<string, unknown> = {}) => {
     const own = new URL(tdb.url!);
-    // the same database by another spelling of its address
-    own.hostname = 'localhost';
-    await approvedSource(tdb.database.db, { id: 'sql-hub', name: 'x', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: { secret: 'hub-db', table: 'hub_keys' } }, { secret: { name: 'hub-db', value: own.toString() } });
-    const r = await runSync(tdb.database, 'sql-hub', testSources({ allow: [`localhost:${own.port || 5432}`, `127.0.0.1:${own.port || 5432}`] }));
+    return { host: own.hostname, port: Number(own.port || 5432), database: own.pathname.slice(1), user: own.username || 'postgres', secret: 'db-password', table: 'hub_keys', ...over };
+  };
+
+  it('refuses the hub database by its identity, however its address is spelled', async () => {
+    const port = Number(new URL(tdb.url!).port || 5432);
+    // the same database by another name for its host
+    await approvedSource(tdb.database.db, { id: 'sql-hub', name: 'x', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: sqlConfig({ host: 'localhost' }) }, { secret: { name: 'db-password', value: 'x' } });
+    const r = await runSync(tdb.database, 'sql-hub', testSources({ allow: [`localhost:${port}`, `127.0.0.1:${port}`] }));
     expect(r).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/SOURCE_IS_HUB/), fetched: 0 });
-    // parameters that make the driver read files of the hub's machine are refused before connecting
-    own.searchParams.set('sslrootcert', '/etc/passwd');
-    await setSourceSecret(systemContext(tdb.database.db, log, POLICE, 'test-department'), MASTER_KEY, POLICE, 'hub-db', own.toString());
-    expect(await runSync(tdb.database, 'sql-hub', testSources({ allow: [`localhost:${own.port || 5432}`] }))).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/SOURCE_URL_INVALID: the URL parameter sslrootcert/) });
   });
 
-  it('refuses a table that is not a plain identifier', async () => {
+  it('takes no connection parameter beyond host, port, database, user and sslmode, and no socket path', async () => {
     const ctx = systemContext(tdb.database.db, log, POLICE, 'test-department');
-    await expect(createConnector(ctx, { id: 'sql-inject', name: 'x', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: { secret: 'hub-db', table: 'rk; drop table x' } })).rejects.toMatchObject({
-      code: 'BAD_USER_INPUT',
-      extensions: { field: 'config.table' },
+    for (const [over, field] of [
+      [{ sslrootcert: '/etc/passwd' }, 'config.sslrootcert'],
+      [{ passfile: '/root/.pgpass' }, 'config.passfile'],
+      [{ host: '/var/run/postgresql' }, 'config.host'],
+      [{ host: '%2Fvar%2Frun%2Fpostgresql' }, 'config.host'],
+      [{ table: 'rk; drop table x' }, 'config.table'],
+      [{ urlEnv: 'DATABASE_URL' }, 'config.urlEnv'],
+    ] as const) {
+      await expect(createConnector(ctx, { id: 'sql-bad', name: 'x', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: sqlConfig(over) }), JSON.stringify(over)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', extensions: { field } });
+    }
+  });
+
+  it("sends the department's password and never the hub's own PGPASSWORD", async () => {
+    // a server on loopback that asks for a cleartext password and records what it is sent
+    const received: string[] = [];
+    const server = net.createServer((socket) => {
+      let greeted = false;
+      socket.on('data', (chunk: Buffer) => {
+        if (!greeted) {
+          greeted = true;
+          socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])); // AuthenticationCleartextPassword
+          return;
+        }
+        if (chunk[0] === 0x70) received.push(chunk.subarray(5, chunk.length - 1).toString()); // PasswordMessage
+        socket.destroy();
+      });
     });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const saved = process.env.PGPASSWORD;
+    process.env.PGPASSWORD = 'HUB-OWN-DB-PASSWORD';
+    try {
+      await approvedSource(tdb.database.db, { id: 'sql-fake', name: 'x', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: sqlConfig({ host: '127.0.0.1', port, database: 'rk', user: 'rk' }) }, { secret: { name: 'db-password', value: 'department-password' }, designate: false });
+      const r = await runSync(tdb.database, 'sql-fake', testSources({ allow: [`127.0.0.1:${port}`] }), { retry: { attempts: 1 } });
+      expect(r.status).toBe('FAILED');
+      expect(received).toEqual(['department-password']);
+    } finally {
+      if (saved === undefined) delete process.env.PGPASSWORD;
+      else process.env.PGPASSWORD = saved;
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 

@@ -155,7 +155,9 @@ describe.runIf(pgAvailable())('a connector reading a department PostgreSQL table
   });
 
   it('follows the (updated_at, id) cursor across ties and picks up later changes only', async () => {
-    await approvedSource(tdb.database.db, { id: 'pop-sql', name: '人口库表', departmentCode: POLICE, kind: 'population', adapter: 'sql', config: { secret: 'rk-source', table: 'rk_person' } }, { secret: { name: 'rk-source', value: source.url! } });
+    const at = new URL(source.url!);
+    const config = { host: at.hostname, port: Number(at.port || 5432), database: at.pathname.slice(1), user: at.username || 'postgres', secret: 'rk-password', table: 'rk_person' };
+    await approvedSource(tdb.database.db, { id: 'pop-sql', name: '人口库表', departmentCode: POLICE, kind: 'population', adapter: 'sql', config }, { secret: { name: 'rk-password', value: at.password || 'unused-with-trust' } });
     const r0 = await runSync(tdb.database, 'pop-sql', sql5432, { pageSize: 7 });
     expect(r0, String(r0.error)).toMatchObject({ status: 'SUCCEEDED', fetched: 60, inserted: 60 });
     await client.query(`update rk_person set hyzk = '20', updated_at = '2026-06-01 09:00:00.000001+08' where id in ('P0002003', 'P0002044')`);

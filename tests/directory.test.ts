@@ -64,9 +64,10 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
   const REQUEST = `mutation($input: AccessRequestInput!) { requestAccess(input: $input) { id status reason fields fullFields dueAt overdue } }`;
   const DECIDE = `mutation($id: ID!, $approve: Boolean!, $reason: String, $fields: [String!]) { decideAccessRequest(id: $id, approve: $approve, reason: $reason, fields: $fields) { id status reason fields } }`;
 
+  // a department drafts its base resource; the operator puts a BASE one in force (it names the kind's source)
   const publish = async (input: Record<string, unknown>) => {
     await ok(police, REGISTER, { input });
-    await ok(police, PUBLISH, { code: input.code });
+    await ok(input.category === 'DEPARTMENT' ? police : admin, PUBLISH, { code: input.code });
   };
 
   beforeAll(async () => {
@@ -98,8 +99,14 @@ describe.each(drivers())('the resource directory (%s)', (driver) => {
       input: resourceInput('1-01-001/000101', { summary: '修订摘要' }),
     });
     expect(draftEdit.updateResource).toEqual({ version: 1, status: 'DRAFT', summary: '修订摘要' });
-    await ok(police, PUBLISH, { code: '1-01-001/000101' });
-    const edited = await ok(police, `mutation($input: ResourceInput!) { updateResource(code: "1-01-001/000101", input: $input) { version status current name } }`, {
+    // a BASE resource goes into force, and changes once in force, by the operator alone
+    expect(await code(police, PUBLISH, { code: '1-01-001/000101' })).toMatchObject({ code: 'FORBIDDEN', reason: 'BASE_RESOURCE' });
+    await ok(admin, PUBLISH, { code: '1-01-001/000101' });
+    expect(await code(police, `mutation($input: ResourceInput!) { updateResource(code: "1-01-001/000101", input: $input) { version } }`, { input: resourceInput('1-01-001/000101', { name: 'x' }) })).toMatchObject({
+      code: 'FORBIDDEN',
+      reason: 'BASE_RESOURCE',
+    });
+    const edited = await ok(admin, `mutation($input: ResourceInput!) { updateResource(code: "1-01-001/000101", input: $input) { version status current name } }`, {
       input: resourceInput('1-01-001/000101', { name: '人口基础信息（2026版）' }),
     });
     expect(edited.updateResource).toEqual({ version: 2, status: 'PUBLISHED', current: true, name: '人口基础信息（2026版）' });

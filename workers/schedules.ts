@@ -1,12 +1,12 @@
 import { CronExpressionParser } from 'cron-parser';
-import { listConnectors, type Connector } from '../connectors/registry.ts';
+import { isApproved, listConnectors, type Connector } from '../connectors/registry.ts';
 import type { Db } from '../db/index.ts';
 
 export const SCHEDULE_TZ = 'Asia/Shanghai';
 
-/** The connectors that run on a schedule, with their cron. */
+/** The connectors that run on a schedule, with their cron: enabled and approved as they are (a draft waits). */
 export async function connectorSchedules(db: Db): Promise<Pick<Connector, 'id' | 'schedule'>[]> {
-  return (await listConnectors(db)).filter((c) => c.enabled && c.schedule).map((c) => ({ id: c.id, schedule: c.schedule }));
+  return (await listConnectors(db)).filter((c) => c.enabled && c.schedule && isApproved(c)).map((c) => ({ id: c.id, schedule: c.schedule }));
 }
 
 export function nextRun(cron: string, from = new Date()): Date {

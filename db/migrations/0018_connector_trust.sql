@@ -3,7 +3,7 @@
 -- Connectors already registered go to DRAFT: their configuration may name environment variables (tokenEnv, urlEnv …),
 -- which are refused now, and an admin has not yet seen them. The demo re-registers and approves its own at start.
 ALTER TABLE "connectors" ADD COLUMN "status" text DEFAULT 'DRAFT' NOT NULL;--> statement-breakpoint
-ALTER TABLE "connectors" ADD COLUMN "changed_by" text;--> statement-breakpoint
+ALTER TABLE "connectors" ADD COLUMN "drafted_by" text[] DEFAULT '{}'::text[] NOT NULL;--> statement-breakpoint
 ALTER TABLE "connectors" ADD COLUMN "approved_by" text;--> statement-breakpoint
 ALTER TABLE "connectors" ADD COLUMN "approved_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "connectors" ADD COLUMN "approved_digest" text;--> statement-breakpoint
