@@ -1,4 +1,5 @@
-import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { forEachSelected } from '../core/selection.ts';
 import type { HubContext } from '../core/context.ts';
 import { badInput } from '../core/errors.ts';
 import { maskValue, readBase, type PurposeInput, type QueryPorts, type ReadRequest, type ReadResult } from './query.ts';
@@ -89,19 +90,11 @@ interface Selection {
 
 function selectionOf(info: GraphQLResolveInfo): Selection {
   const out: Selection = { fields: new Set(), provenance: false };
-  for (const node of info.fieldNodes as readonly FieldNode[]) collectFields(node.selectionSet, info, out);
+  forEachSelected(info, (name) => {
+    if (!NOT_ITEMS.has(name)) out.fields.add(name);
+    else if (name === 'provenance') out.provenance = true;
+  });
   return out;
-}
-
-// module-level rather than a closure per call (tsx names every inline function it creates)
-function collectFields(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, out: Selection): void {
-  for (const s of set?.selections ?? []) {
-    if (s.kind === Kind.FIELD) {
-      if (!NOT_ITEMS.has(s.name.value)) out.fields.add(s.name.value);
-      else if (s.name.value === 'provenance') out.provenance = true;
-    } else if (s.kind === Kind.INLINE_FRAGMENT) collectFields(s.selectionSet, info, out);
-    else if (s.kind === Kind.FRAGMENT_SPREAD) collectFields(info.fragments[s.name.value]?.selectionSet, info, out);
-  }
 }
 
 /** Only the selected 信息项 leave the hub, sensitive ones masked unless the grant allows them unmasked. */

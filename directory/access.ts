@@ -2,7 +2,7 @@ import { and, asc, desc, eq, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import { requireOwnDepartment, requireRole, type ClientPrincipal, type HubContext } from '../core/context.ts';
 import { badInput, HubError, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { notify, type Database, type Db } from '../db/index.ts';
+import { notify, rows, type Database, type Db } from '../db/index.ts';
 import { appendInTransaction } from '../audit/writer.ts';
 import { addWorkingDays } from './calendar.ts';
 import { ITEMS_CHANNEL, registeredItemCodes } from './items.ts';
@@ -23,9 +23,36 @@ export interface AccessRequestInput {
   /** sensitive 信息项 wanted unmasked */
   fullFields?: string[] | null;
   itemCodes: string[];
+  /** on the licence base resource: the 证照类型 wanted (absent: the types the items' materials name) */
+  licenceTypes?: string[] | null;
   purpose: string;
   legalBasis?: string | null;
   validUntil?: string | null;
+}
+
+/**
+ * 调用权限 per 证照类型 (seed 004): the licence types a request on the licence base resource asks for, checked, or when it
+ * names none, the types its items' materials use as LICENCE sources. Null for any other resource.
+ */
+async function licenceTypesAsked(db: Db, resource: Resource, asked: string[] | null | undefined, itemCodes: string[]): Promise<string[] | null> {
+  if (resource.baseKind !== 'LICENCE') {
+    if (asked?.length) throw badInput('licenceTypes', `licenceTypes are asked only on the licence base resource; ${resource.code} is not it`);
+    return null;
+  }
+  if (asked?.length) {
+    const types = [...new Set(asked.map((t) => String(t).trim().toUpperCase()))];
+    const known = new Set((await rows<{ code: string }>(db, sql`select code from licence_types where code = any(${sql.param(types)}::text[])`)).map((r) => r.code));
+    const unknown = types.filter((t) => !known.has(t));
+    if (unknown.length) throw badInput('licenceTypes', `unregistered licence types: ${unknown.join(', ')}`);
+    return types.sort();
+  }
+  const used = await rows<{ code: string }>(
+    db,
+    sql`select distinct s->>'licenceTypeCode' as code from materials m, jsonb_array_elements(m.sources) s
+        where m.item_code = any(${sql.param(itemCodes)}::text[]) and s->>'kind' = 'LICENCE' order by 1`,
+  );
+  if (used.length === 0) throw badInput('licenceTypes', `the materials of ${itemCodes.join(', ')} use no licence: name the licence types you need (licenceTypes)`);
+  return used.map((r) => r.code);
 }
 
 function parseFutureDate(value: string | null | undefined, field: string, now: Date): Date | null {
@@ -70,6 +97,7 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
   const purpose = input.purpose?.trim();
   if (!purpose) throw badInput('purpose', 'state the purpose (用途) of the request');
   const validUntil = parseFutureDate(input.validUntil, 'validUntil', now);
+  const licenceTypes = await licenceTypesAsked(ctx.db, resource, input.licenceTypes, itemCodes);
 
   const base = {
     resourceCode: resource.code,
@@ -80,6 +108,7 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
     fields,
     fullFields,
     itemCodes,
+    licenceTypes,
     purpose,
     legalBasis: input.legalBasis?.trim() || null,
     validUntil,
@@ -91,7 +120,7 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
       [r] = (await tx.insert(accessRequests).values(decided('REFUSED', `不予共享: ${resource.legalBasis}`)).returning()) as [AccessRequest];
     } else if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0) {
       [r] = (await tx.insert(accessRequests).values(decided('APPROVED', '无条件共享')).returning()) as [AccessRequest];
-      await createGrant(tx, { requestId: r.id, clientId: principal.clientId, resourceCode: resource.code, fields, unmaskedFields: [], itemCodes, expiresAt: validUntil, grantedBy: 'hub' });
+      await createGrant(tx, { requestId: r.id, clientId: principal.clientId, resourceCode: resource.code, fields, unmaskedFields: [], itemCodes, licenceTypes, expiresAt: validUntil, grantedBy: 'hub' });
     } else {
       const { dueAt, provisional } = await addWorkingDays(tx, now, DECISION_WORKING_DAYS);
       [r] = (await tx.insert(accessRequests).values({ ...base, status: 'PENDING', dueAt, dueProvisional: provisional }).returning()) as [AccessRequest];
@@ -133,7 +162,7 @@ function requestPayload(r: AccessRequest, resourceName: string): Record<string, 
 export async function decideAccessRequest(
   ctx: HubContext,
   id: string,
-  decision: { approve: boolean; reason?: string | null; fields?: string[] | null; fullFields?: string[] | null },
+  decision: { approve: boolean; reason?: string | null; fields?: string[] | null; fullFields?: string[] | null; licenceTypes?: string[] | null },
   now = new Date(),
 ): Promise<AccessRequest> {
   requireRole(ctx, 'provider', 'admin');
@@ -144,7 +173,15 @@ export async function decideAccessRequest(
   const reason = decision.reason?.trim() || null;
   let fields = request.fields;
   let fullFields = request.fullFields;
+  let licenceTypes = request.licenceTypes;
   if (decision.approve) {
+    if (decision.licenceTypes) {
+      const types = [...new Set(decision.licenceTypes.map((t) => String(t).trim().toUpperCase()))];
+      const extra = types.filter((t) => !(request.licenceTypes ?? []).includes(t));
+      if (extra.length) throw badInput('licenceTypes', `approval may only narrow the licence types; not asked: ${extra.join(', ')}`);
+      if (types.length === 0) throw badInput('licenceTypes', 'approve at least one licence type, or refuse');
+      licenceTypes = types.sort();
+    }
     if (decision.fields) {
       const extra = decision.fields.filter((f) => !request.fields.includes(f));
       if (extra.length) throw badInput('fields', `approval may only narrow the request; not asked: ${extra.join(', ')}`);
@@ -163,7 +200,7 @@ export async function decideAccessRequest(
   return ctx.db.transaction(async (tx) => {
     const [updated] = await tx
       .update(accessRequests)
-      .set({ status: decision.approve ? 'APPROVED' : 'REFUSED', reason, fields, fullFields, decidedBy: ctx.principal.clientId, decidedAt: now })
+      .set({ status: decision.approve ? 'APPROVED' : 'REFUSED', reason, fields, fullFields, licenceTypes, decidedBy: ctx.principal.clientId, decidedAt: now })
       .where(and(eq(accessRequests.id, id), eq(accessRequests.status, 'PENDING')))
       .returning();
     if (!updated) throw new HubError('CONFLICT', `access request ${id} is already ${request.status}`);
@@ -177,7 +214,7 @@ export async function decideAccessRequest(
         outcome: 'DONE',
         reason,
         requestId: ctx.requestId,
-        details: { accessRequest: id, approve: decision.approve, consumer: request.clientId, fullFields, asked: request.fields },
+        details: { accessRequest: id, approve: decision.approve, consumer: request.clientId, fullFields, asked: request.fields, licenceTypes, askedLicenceTypes: request.licenceTypes },
       },
     ]);
     if (decision.approve) {
@@ -188,6 +225,7 @@ export async function decideAccessRequest(
         fields,
         unmaskedFields: fullFields,
         itemCodes: request.itemCodes,
+        licenceTypes,
         expiresAt: request.validUntil,
         grantedBy: ctx.principal.clientId,
       });
@@ -293,7 +331,11 @@ export async function listGrants(ctx: HubContext, filter: { clientId?: string | 
 export interface GrantDecision {
   grantIds: string[];
   resource: Resource;
+  /** the 信息项 the usable grants cover (more than were asked, perhaps) */
+  granted: Set<string>;
   unmaskedFields: Set<string>;
+  /** on the licence base resource: the 证照类型 the usable grants open */
+  licenceTypes: Set<string>;
 }
 
 interface CachedGrants {
@@ -397,11 +439,16 @@ export class GrantChecker {
    * Allowed → which fields may be unmasked; otherwise GRANT_MISSING with `missing: { resource, fields, itemCode }`
    * naming exactly what no grant covers.
    */
-  async check(client: Pick<ClientPrincipal, 'clientId'>, resourceCode: string, fields: readonly string[], itemCode: string, now = Date.now()): Promise<GrantDecision> {
+  async check(client: Pick<ClientPrincipal, 'clientId'>, resourceCode: string, fields: readonly string[], itemCode: string, now = Date.now(), licenceType?: string | null): Promise<GrantDecision> {
     const resource = await this.resource(resourceCode);
     if (!resource || resource.status !== 'PUBLISHED') throw grantMissing(resourceCode, fields, itemCode, 'the resource is not published');
     const { grants: all } = await this.grantsOf(client.clientId);
-    const usable = all.filter((g) => g.resourceCode === resourceCode && g.itemCodes.includes(itemCode) && (!g.expiresAt || g.expiresAt.getTime() > now));
+    let usable = all.filter((g) => g.resourceCode === resourceCode && g.itemCodes.includes(itemCode) && (!g.expiresAt || g.expiresAt.getTime() > now));
+    if (licenceType && usable.length) {
+      // 调用权限 per 证照类型: a grant opens the licence types it names, and no other
+      usable = usable.filter((g) => (g.licenceTypes ?? []).includes(licenceType));
+      if (usable.length === 0) throw new HubError('GRANT_MISSING', `no grant lets you read licences of type ${licenceType} for item ${itemCode}`, { missing: { resource: resourceCode, fields: [...fields], itemCode, licenceType } });
+    }
     if (usable.length === 0) {
       const anyForResource = all.some((g) => g.resourceCode === resourceCode && (!g.expiresAt || g.expiresAt.getTime() > now));
       throw grantMissing(resourceCode, fields, itemCode, anyForResource ? `your grants do not cover item ${itemCode}` : 'you hold no grant on this resource');
@@ -410,11 +457,11 @@ export class GrantChecker {
     const uncovered = fields.filter((f) => !covered.has(f));
     if (uncovered.length) throw grantMissing(resourceCode, uncovered, itemCode, 'these 信息项 are outside your grants');
     const used = usable.filter((g) => g.fields.some((f) => fields.includes(f)));
-    return { grantIds: used.map((g) => g.id), resource, unmaskedFields: new Set(used.flatMap((g) => g.unmaskedFields)) };
+    return { grantIds: used.map((g) => g.id), resource, granted: covered, unmaskedFields: new Set(used.flatMap((g) => g.unmaskedFields)), licenceTypes: new Set(usable.flatMap((g) => g.licenceTypes ?? [])) };
   }
 
   /** allowedResources (like X-Road allowedMethods): the caller's usable grants, merged per resource. */
-  async allowed(clientId: string, now = Date.now()): Promise<{ resource: Resource; fields: string[]; unmaskedFields: string[]; itemCodes: string[]; expiresAt: Date | null }[]> {
+  async allowed(clientId: string, now = Date.now()): Promise<{ resource: Resource; fields: string[]; unmaskedFields: string[]; itemCodes: string[]; licenceTypes: string[] | null; expiresAt: Date | null }[]> {
     const { grants: all } = await this.grantsOf(clientId);
     const byResource = new Map<string, Grant[]>();
     for (const g of all) {
@@ -431,6 +478,7 @@ export class GrantChecker {
         fields: [...new Set(gs.flatMap((g) => g.fields))],
         unmaskedFields: [...new Set(gs.flatMap((g) => g.unmaskedFields))],
         itemCodes: [...new Set(gs.flatMap((g) => g.itemCodes))],
+        licenceTypes: resource.baseKind === 'LICENCE' ? [...new Set(gs.flatMap((g) => g.licenceTypes ?? []))].sort() : null,
         expiresAt: expiries.includes(null) ? null : new Date(Math.max(...expiries.map((e) => e!.getTime()))),
       });
     }

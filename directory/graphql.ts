@@ -124,6 +124,8 @@ export const typeDefs = /* GraphQL */ `
     fields: [String!]!
     fullFields: [String!]!
     itemCodes: [String!]!
+    "on the licence base resource: the 证照类型 it opens (调用权限)"
+    licenceTypes: [String!]
     purpose: String!
     legalBasis: String
     validUntil: String
@@ -143,6 +145,8 @@ export const typeDefs = /* GraphQL */ `
     fields: [String!]!
     fullFields: [String!]
     itemCodes: [String!]!
+    "on the licence base resource: the 证照类型 it opens (调用权限); a request without them asks for the types its items' materials name"
+    licenceTypes: [String!]
     purpose: String!
     legalBasis: String
     validUntil: String
@@ -158,6 +162,8 @@ export const typeDefs = /* GraphQL */ `
     fields: [String!]!
     unmaskedFields: [String!]!
     itemCodes: [String!]!
+    "on the licence base resource: the 证照类型 it opens (调用权限)"
+    licenceTypes: [String!]
     expiresAt: String
     grantedBy: String!
     createdAt: String!
@@ -173,6 +179,8 @@ export const typeDefs = /* GraphQL */ `
     fields: [String!]!
     unmaskedFields: [String!]!
     itemCodes: [String!]!
+    "on the licence base resource: the 证照类型 it opens (调用权限)"
+    licenceTypes: [String!]
     expiresAt: String
   }
 
@@ -252,7 +260,8 @@ export const typeDefs = /* GraphQL */ `
     publishResource(code: String!): Resource!
     retireResource(code: String!, reason: String!): Resource!
     requestAccess(input: AccessRequestInput!): AccessRequest!
-    decideAccessRequest(id: ID!, approve: Boolean!, reason: String, fields: [String!], fullFields: [String!]): AccessRequest!
+    "the provider approves (narrowing 信息项, unmasked 信息项 and licence types, never widening) or refuses with a reason"
+    decideAccessRequest(id: ID!, approve: Boolean!, reason: String, fields: [String!], fullFields: [String!], licenceTypes: [String!]): AccessRequest!
     revokeGrant(id: ID!, reason: String!): Grant!
     registerServiceItem(input: ServiceItemInput!): ServiceItem!
     registerBundle(input: BundleInput!): Bundle!
@@ -308,7 +317,7 @@ export const resolvers = {
     publishResource: (_: unknown, a: { code: string }, ctx: Ctx) => publishResource(ctx, a.code),
     retireResource: (_: unknown, a: { code: string; reason: string }, ctx: Ctx) => retireResource(ctx, a.code, a.reason),
     requestAccess: (_: unknown, a: { input: AccessRequestInput }, ctx: Ctx) => requestAccess(ctx, a.input),
-    decideAccessRequest: (_: unknown, a: { id: string; approve: boolean; reason?: string; fields?: string[]; fullFields?: string[] }, ctx: Ctx) =>
+    decideAccessRequest: (_: unknown, a: { id: string; approve: boolean; reason?: string; fields?: string[]; fullFields?: string[]; licenceTypes?: string[] }, ctx: Ctx) =>
       decideAccessRequest(ctx, a.id, a),
     revokeGrant: (_: unknown, a: { id: string; reason: string }, ctx: Ctx) => revokeGrant(ctx, a.id, a.reason),
     registerServiceItem: (_: unknown, a: { input: ServiceItemInput }, ctx: Ctx) => registerServiceItem(ctx, a.input),

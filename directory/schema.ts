@@ -121,6 +121,8 @@ export const accessRequests = pgTable(
     fields: text('fields').array().notNull(),
     fullFields: text('full_fields').array().notNull(),
     itemCodes: text('item_codes').array().notNull(),
+    /** 调用权限 on the licence base resource: the 证照类型 asked for (null for any other resource) */
+    licenceTypes: text('licence_types').array(),
     purpose: text('purpose').notNull(),
     legalBasis: text('legal_basis'),
     validUntil: at('valid_until'),
@@ -152,6 +154,8 @@ export const grants = pgTable(
     fields: text('fields').array().notNull(),
     unmaskedFields: text('unmasked_fields').array().notNull(),
     itemCodes: text('item_codes').array().notNull(),
+    /** 调用权限 on the licence base resource: the 证照类型 it opens, and no other (null for any other resource) */
+    licenceTypes: text('licence_types').array(),
     expiresAt: at('expires_at'),
     grantedBy: text('granted_by').notNull(),
     createdAt: createdAt(),

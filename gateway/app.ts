@@ -9,6 +9,7 @@ import { exportEntries, type EntryFilter } from '../audit/findings.ts';
 import { OAuthError } from '../auth/oauth.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { HubError } from '../core/errors.ts';
+import { maskIdNumbers } from '../core/ids.ts';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { lazyChild, type Logger } from '../core/logger.ts';
 import { presentationPage, viewPresentation } from '../licence/holder.ts';
@@ -422,9 +423,12 @@ export function buildApp(services: HubServices, options: BuildAppOptions = {}): 
   return { listener, metrics };
 }
 
-/** What POST /verify says about the licence on record: its identity and status, not the holder's data. */
+/**
+ * What POST /verify says about the licence on record: its identity and status, not the holder's data; a 证照编号 that is
+ * a 公民身份号码 (the 居民身份证's) masked, as everywhere a licence is shown to people.
+ */
 function publicLicence(l: VerifiedLicence) {
-  return { identifier: l.identifier, version: l.version, typeCode: l.typeCode, name: l.name, number: l.number, issuerName: l.issuerName, issuerCode: l.issuerCode, issuedAt: l.issuedAt.toISOString(), validFrom: l.validFrom, validUntil: l.validUntil };
+  return { identifier: l.identifier, version: l.version, typeCode: l.typeCode, name: l.name, number: maskIdNumbers(l.number), issuerName: l.issuerName, issuerCode: l.issuerCode, issuedAt: l.issuedAt.toISOString(), validFrom: l.validFrom, validUntil: l.validUntil };
 }
 
 declare module 'express-serve-static-core' {

@@ -23,6 +23,8 @@ export interface LicenceClaims {
   face: Record<string, unknown>;
   statusList: number;
   statusIndex: number;
+  /** the type's 证照编号 is a personal identifier (居民身份证): in the SD-JWT VC it is disclosable, not in clear */
+  numberIsPersonalId?: boolean;
 }
 
 /** 持证主体代码类型: 111 公民身份号码, 001 统一社会信用代码 */
@@ -102,13 +104,16 @@ export function disclosureDigest(disclosure: string): string {
 
 /**
  * SD-JWT VC (typ dc+sd-jwt, vct): the holder's name and code and every face field are selectively disclosable;
- * the licence's identity (type, number, identifier, issuer, dates) is not. Status: an IETF Token Status List entry.
- * Returned in its stored form, without the header.
+ * the licence's identity (type, number, identifier, issuer, dates) is not, except a number that is a personal
+ * identifier (the 居民身份证's is the 公民身份号码): a presentation that discloses nothing shows no ID number. The
+ * identifier (ZZBS) is made of the type, the issuer and a random serial, never of the number. Status: an IETF Token
+ * Status List entry. Returned in its stored form, without the header.
  */
 export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: LicenceSigningKey, m = gbt36903Metadata(c, key.kid)): Promise<string> {
   const disclosable: [string, unknown][] = [
     ['CZZT', c.holderName],
     ['CZZTDM', c.holderCode],
+    ...(c.numberIsPersonalId ? ([['ZZBH', m.ZZBH]] as [string, unknown][]) : []),
     ...Object.entries(c.face),
   ];
   const salts = randomBytesPooled(16 * disclosable.length);
@@ -121,7 +126,7 @@ export async function signSdJwtVc(hubIssuer: string, c: LicenceClaims, key: Lice
     vct: vctOf(hubIssuer, c.typeCode),
     ZZMC: m.ZZMC,
     ZZLXDM: m.ZZLXDM,
-    ZZBH: m.ZZBH,
+    ...(c.numberIsPersonalId ? {} : { ZZBH: m.ZZBH }),
     ZZBS: m.ZZBS,
     ZZBFJG: m.ZZBFJG,
     ZZBFJGDM: m.ZZBFJGDM,

@@ -1,10 +1,11 @@
 import { eq } from 'drizzle-orm';
-import { Kind, type FieldNode, type GraphQLResolveInfo } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { selectedFieldNames } from '../core/selection.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import type { JobQueuePort } from '../connectors/graphql.ts';
 import { getDepartment } from '../directory/departments.ts';
-import { attachHeader } from './credentials.ts';
+import { attachHeader, HOLDER_CODE_TYPE_GBT } from './credentials.ts';
 import { licenceNotFound } from './errors.ts';
 import {
   authoriseLicenceUse,
@@ -36,11 +37,12 @@ import {
   type RevocationKind,
 } from './issue.ts';
 import { rotateDepartmentKey, revokeSigningCertificate, type SignerRow } from './pki.ts';
-import { LICENCE_RESOURCE_FIELDS, listLicenceUses, listMyLicenceUses, listUseNotices, readLicences, type LicenceReadPorts, type PurposeInput } from './query.ts';
+import { faceFor, holderCodeFor, metadataFor, missingForAllClaims, numberFor, presentationFor, type LicenceView } from './disclosure.ts';
+import { licenceItemsOf, listLicenceUses, listMyLicenceUses, listUseNotices, readLicences, type LicenceReadPorts, type PurposeInput } from './query.ts';
 import { licences, licenceSigners } from './schema.ts';
-import { getLicenceType, listLicenceTypes, registerLicenceType, type LicenceTypeInput } from './types.ts';
+import { getLicenceType, listLicenceTypes, registerLicenceType, type LicenceType, type LicenceTypeInput } from './types.ts';
 import type { LicenceRuntime } from './runtime.ts';
-import type { LicenceVerification } from './verify.ts';
+import type { LicenceVerification, VerifiedLicence } from './verify.ts';
 
 export interface LicenceGraphqlPorts extends LicenceReadPorts {
   licence: LicenceRuntime;
@@ -69,6 +71,8 @@ export const typeDefs = /* GraphQL */ `
     faceFields: [LicenceFaceField!]!
     "default validity in years; null = no expiry"
     validityYears: Int
+    "证照编号 is a personal identifier (居民身份证): masked, and selectively disclosed in the SD-JWT VC, as the holder's code"
+    numberIsPersonalId: Boolean!
   }
 
   "电子证照: one version of a licence"
@@ -81,8 +85,9 @@ export const typeDefs = /* GraphQL */ `
     name: String!
     "证照编号"
     number: String!
-    holderName: String!
-    holderCode: String!
+    "null where the caller may not see it (an SD-JWT VC presented without it disclosed)"
+    holderName: String
+    holderCode: String
     holderCodeType: SubjectCodeType!
     issuerName: String!
     issuerCode: String!
@@ -91,10 +96,10 @@ export const typeDefs = /* GraphQL */ `
     validUntil: String
     status: LicenceStatus!
     statusReason: String
-    "W3C VC 2.0 in JOSE form (typ vc+jwt)"
-    credential: String!
-    "SD-JWT VC (typ dc+sd-jwt)"
-    sdJwt: String!
+    "W3C VC 2.0 in JOSE form (typ vc+jwt); in a verification, the credential presented if it was this form"
+    credential: String
+    "SD-JWT VC (typ dc+sd-jwt); in a verification, the presentation presented if it was this form"
+    sdJwt: String
     "照面信息"
     face: JSON!
     "GB/T 36903 metadata (ZZMC, ZZBS, ...)"
@@ -137,6 +142,8 @@ export const typeDefs = /* GraphQL */ `
     validityYears: Int
     "face fields that may be left out (all others are required)"
     optionalFields: [String!]
+    "证照编号 is a personal identifier (the 居民身份证's is the 公民身份号码)"
+    numberIsPersonalId: Boolean
   }
 
   input IssueLicenceInput {
@@ -209,7 +216,59 @@ export const typeDefs = /* GraphQL */ `
   }
 `;
 
-type LicenceLike = Omit<LicenceRow, 'credential' | 'sdJwt'> & { credential?: string; sdJwt?: string };
+/**
+ * A licence as a resolver gets it. One read by an approval system carries its `view` (what its grant lets leave, and
+ * how) and the licence's `type`: every field is shaped by them. The issuer's and the holder's own reads carry none.
+ */
+type LicenceLike = Omit<LicenceRow, 'credential' | 'sdJwt'> & { credential?: string; sdJwt?: string; view?: LicenceView; type?: LicenceType | undefined };
+
+/** A verification's licence as the Licence type shows it: what the presented credential says, the record's status. */
+type PresentedLicence = Omit<VerifiedLicence, 'claims' | 'disclosed'> & {
+  holderName: string | null;
+  holderCode: string | null;
+  holderCodeType: 'ID_NUMBER' | 'USCC';
+  face: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  statusReason: null;
+  previousIdentifier: null;
+  supersededBy: null;
+};
+
+/** Claims of a credential that are the holder's data, or the JWT's own. */
+const HOLDER_CLAIMS = new Set(['CZZT', 'CZZTDM', 'face']);
+const JWT_CLAIMS = new Set(['iss', 'iat', 'nbf', 'exp', 'vct', 'status', '_sd', '_sd_alg', 'cnf']);
+
+/**
+ * What the verified credential states (VC-JOSE) or discloses (SD-JWT VC): nothing of the record's holder or face that
+ * the credential does not itself carry. Built only when a caller selects the verification's licence.
+ */
+function presentedLicence(v: VerifiedLicence): PresentedLicence {
+  const { claims, disclosed, ...rest } = v;
+  const metadata: Record<string, unknown> = {};
+  for (const [k, value] of Object.entries(claims)) if (!HOLDER_CLAIMS.has(k) && !JWT_CLAIMS.has(k)) metadata[k] = value;
+  const holder = disclosed ?? claims;
+  let face: Record<string, unknown> = {};
+  if (disclosed) {
+    for (const [k, value] of Object.entries(disclosed)) if (k !== 'CZZT' && k !== 'CZZTDM' && k !== 'ZZBH' && k !== 'ZZBS') face[k] = value;
+    for (const k of ['ZZBH', 'ZZBS']) if (k in disclosed) metadata[k] = disclosed[k];
+  } else if (claims.face && typeof claims.face === 'object') face = claims.face as Record<string, unknown>;
+  const holderName = typeof holder.CZZT === 'string' ? holder.CZZT : null;
+  const holderCode = typeof holder.CZZTDM === 'string' ? holder.CZZTDM : null;
+  if (holderName !== null) metadata.CZZT = holderName;
+  if (holderCode !== null) metadata.CZZTDM = holderCode;
+  return {
+    ...rest,
+    number: typeof metadata.ZZBH === 'string' ? metadata.ZZBH : rest.number,
+    holderName,
+    holderCode,
+    holderCodeType: claims.CZZTDMLX === HOLDER_CODE_TYPE_GBT.USCC ? 'USCC' : 'ID_NUMBER',
+    face,
+    metadata,
+    statusReason: null,
+    previousIdentifier: null,
+    supersededBy: null,
+  };
+}
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
@@ -220,17 +279,6 @@ function batchView(b: Awaited<ReturnType<typeof getLicenceBatch>>) {
 /** A signing key as GraphQL shows it: the sealed private key stays behind. */
 function signerView({ privateEnc: _sealed, ...s }: SignerRow) {
   return { ...s, notBefore: s.notBefore.toISOString(), notAfter: s.notAfter.toISOString(), supersededAt: iso(s.supersededAt), revokedAt: iso(s.revokedAt) };
-}
-
-/** The licence base resource's 信息项 a query selected (identifier at least). */
-function selectedResourceFields(info: GraphQLResolveInfo): string[] {
-  const out = new Set<string>();
-  for (const node of info.fieldNodes as readonly FieldNode[]) {
-    for (const s of node.selectionSet?.selections ?? []) {
-      if (s.kind === Kind.FIELD && (LICENCE_RESOURCE_FIELDS as readonly string[]).includes(s.name.value)) out.add(s.name.value);
-    }
-  }
-  return out.size ? [...out] : ['identifier'];
 }
 
 /** A signed form as issued: the stored text with its protected header put back. */
@@ -247,18 +295,33 @@ async function storedText(ctx: Ctx, l: LicenceLike, column: 'credential' | 'sdJw
 export const resolvers = {
   Licence: {
     name: (l: LicenceLike) => String(l.metadata.ZZMC ?? ''),
+    number: (l: LicenceLike) => (l.view ? numberFor(l.view, l.type, l.number) : l.number),
+    holderName: (l: LicenceLike) => (l.view && !l.view.granted.has('holderName') ? null : l.holderName),
+    holderCode: (l: LicenceLike) => (l.view && l.holderCode ? holderCodeFor(l.view, l.holderCode, l.holderCodeType) : l.holderCode),
+    face: (l: LicenceLike) => (l.view ? faceFor(l.view, l.type, l.face) : l.face),
+    metadata: (l: LicenceLike) => (l.view ? metadataFor(l.view, l.type, l.metadata, l.holderCodeType) : l.metadata),
     issuedAt: (l: LicenceLike) => l.issuedAt.toISOString(),
     status: (l: LicenceLike) => effectiveStatus(l),
-    credential: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'credential'),
-    sdJwt: (l: LicenceLike, _: unknown, ctx: Ctx) => storedText(ctx, l, 'sdJwt'),
-    objections: (l: LicenceLike, _: unknown, ctx: Ctx) => objectionsOf(ctx.db, l.identifier),
-    underObjection: async (l: LicenceLike, _: unknown, ctx: Ctx) => (await objectionsOf(ctx.db, l.identifier)).some((o) => o.status === 'PENDING'),
+    credential: (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => {
+      if ('presented' in l) return l.format === 'vc+jwt' ? l.presented : null;
+      // readLicences refused it already unless every 信息项 may leave whole; a view that does not allow it gets none
+      if (l.view && missingForAllClaims(l.view).length) return null;
+      return storedText(ctx, l, 'credential');
+    },
+    sdJwt: async (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => {
+      if ('presented' in l) return l.format === 'dc+sd-jwt' ? l.presented : null;
+      const text = await storedText(ctx, l, 'sdJwt');
+      // under a grant: a presentation disclosing what it covers, whole; it verifies as the issued one does
+      return l.view ? presentationFor(l.view, l.type, text) : text;
+    },
+    objections: (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => ('presented' in l ? [] : objectionsOf(ctx.db, l.identifier)),
+    underObjection: async (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => ('presented' in l ? false : (await objectionsOf(ctx.db, l.identifier)).some((o) => o.status === 'PENDING')),
   },
   LicenceObjection: { createdAt: (o: LicenceObjection) => o.createdAt.toISOString(), decidedAt: (o: LicenceObjection) => iso(o.decidedAt) },
   LicenceAuthorisation: { validUntil: (a: LicenceAuthorisation) => a.validUntil.toISOString(), createdAt: (a: LicenceAuthorisation) => a.createdAt.toISOString(), revokedAt: (a: LicenceAuthorisation) => iso(a.revokedAt) },
   LicenceVerification: {
-    // the verdict rests on a few columns; the full licence is read only when a caller selects it
-    licence: (v: LicenceVerification, _: unknown, ctx: Ctx) => (v.licence ? getLicence(ctx.db, v.licence.identifier) : null),
+    // what the presented credential verifiably says, with the record's status: never the record's own face or forms
+    licence: (v: LicenceVerification) => (v.licence ? presentedLicence(v.licence) : null),
   },
   LicenceUseNotice: { createdAt: (n: { createdAt: Date }) => n.createdAt.toISOString() },
   LicenceUse: { at: (u: { at: Date }) => u.at.toISOString() },
@@ -272,9 +335,31 @@ export const resolvers = {
       requireOwnDepartment(ctx, row.issuerCode, `licence ${a.identifier}`);
       return row;
     },
-    licences: (_: unknown, a: { holderCode: string; purpose: PurposeInput; typeCode?: string | null }, ctx: Ctx, info: GraphQLResolveInfo) =>
-      readLicences(ctx, { holderCode: a.holderCode, purpose: a.purpose, typeCode: a.typeCode ?? null, fields: selectedResourceFields(info) }),
-    verifyLicence: (_: unknown, a: { credential: string }, ctx: Ctx) => ctx.licence.verifier.verify(a.credential),
+    licences: async (_: unknown, a: { holderCode: string; purpose: PurposeInput; typeCode?: string | null }, ctx: Ctx, info: GraphQLResolveInfo) => {
+      // what was selected, through fragments and aliases: what the grant must cover, and what the audit entry records
+      const selected = selectedFieldNames(info);
+      const { rows, view } = await readLicences(ctx, { holderCode: a.holderCode, purpose: a.purpose, typeCode: a.typeCode ?? null, fields: licenceItemsOf(selected), allClaims: selected.has('credential') });
+      const types = new Map(await Promise.all([...new Set(rows.map((r) => r.typeCode))].map(async (code) => [code, await getLicenceType(ctx.db, code)] as const)));
+      return rows.map((r) => ({ ...r, view, type: types.get(r.typeCode) }));
+    },
+    verifyLicence: async (_: unknown, a: { credential: string }, ctx: Ctx) => {
+      const v = await ctx.licence.verifier.verify(a.credential);
+      // an authenticated verification is a use of the holder's licence: recorded before the answer leaves
+      const p = ctx.principal;
+      const seq = await ctx.audit.append({
+        clientId: p.clientId || null,
+        department: p.department || null,
+        operation: 'LICENCE_VERIFY',
+        resourceCode: v.licence?.typeCode ?? null,
+        subject: v.holderOnRecord ?? null,
+        outcome: v.licence ? 'RETURNED' : 'NOT_FOUND',
+        reason: v.valid ? null : v.reasons.join(','),
+        requestId: ctx.requestId,
+        details: { identifier: v.licence?.identifier ?? null, format: v.format, valid: v.valid, disclosed: v.disclosed ? Object.keys(v.disclosed) : null },
+      });
+      ctx.auditIds.push(String(seq));
+      return v;
+    },
     licenceBatch: async (_: unknown, a: { id: string }, ctx: Ctx) => batchView(await getLicenceBatch(ctx, a.id)),
     expiringLicences: (_: unknown, a: { days?: number | null }, ctx: Ctx) => {
       const p = requireRole(ctx, 'issuer', 'admin');

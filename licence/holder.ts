@@ -4,6 +4,7 @@ import QRCode from 'qrcode';
 import { appendInTransaction } from '../audit/writer.ts';
 import { clients } from '../auth/schema.ts';
 import { requireHolder, requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
+import { maskIdNumbers } from '../core/ids.ts';
 import { badInput, HubError } from '../core/errors.ts';
 import type { Db } from '../db/index.ts';
 import { registeredItemCodes } from '../directory/items.ts';
@@ -142,7 +143,10 @@ export async function viewPresentation(db: Db, token: string, viewer: string | n
 
 const escapeHtml = (v: unknown) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** The public page of a presented licence: face, validity, status (sensitive face fields partly hidden). */
+/**
+ * The public page of a presented licence: face, validity, status (sensitive face fields partly hidden, and a 证照编号
+ * that is a 公民身份号码, the 居民身份证's, masked as everywhere a licence is shown to people).
+ */
 export function presentationPage(p: { row: LicenceRow; typeName: string }, sensitive: Set<string>, names: Map<string, string>): string {
   const { row } = p;
   const status = effectiveStatus(row);
@@ -157,7 +161,7 @@ export function presentationPage(p: { row: LicenceRow; typeName: string }, sensi
   return `<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(p.typeName)}</title></head>
 <body><h1>${escapeHtml(p.typeName)}</h1>
 <p>状态：<strong>${escapeHtml(STATUS_ZH[status] ?? status)}</strong></p>
-<table><tr><th>持证主体</th><td>${escapeHtml(row.holderName)}</td></tr><tr><th>证照编号</th><td>${escapeHtml(row.number)}</td></tr>
+<table><tr><th>持证主体</th><td>${escapeHtml(row.holderName)}</td></tr><tr><th>证照编号</th><td>${escapeHtml(maskIdNumbers(row.number))}</td></tr>
 <tr><th>颁发机构</th><td>${escapeHtml(row.issuerName)}</td></tr><tr><th>有效期</th><td>${escapeHtml(row.validFrom)} 至 ${escapeHtml(row.validUntil ?? '长期')}</td></tr>${face}</table>
 <p><small>证照标识 ${escapeHtml(row.identifier)}。此页面仅可打开一次。</small></p></body></html>`;
 }

@@ -118,14 +118,20 @@ function claimsOf(p: Prepared, issuer: { code: string; name: string }, serial: s
     face: p.face,
     statusList: slot.list,
     statusIndex: slot.index,
+    numberIsPersonalId: p.type.numberIsPersonalId,
   };
 }
 
-/** The GB/T 36903 metadata and both signed forms of one licence version. */
-async function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): Promise<{ metadata: Record<string, unknown>; credential: string; sdJwt: string }> {
+/** The GB/T 36903 metadata and both signed forms of one licence version, with the signatures verification binds to. */
+async function signedForms(hubIssuer: string, c: LicenceClaims, signer: LicenceSigningKey): Promise<{ metadata: Record<string, unknown>; credential: string; sdJwt: string; vcSignature: string; sdSignature: string }> {
   const metadata = gbt36903Metadata(c, signer.kid);
   const [credential, sdJwt] = await Promise.all([signVcJose(hubIssuer, c, signer, metadata), signSdJwtVc(hubIssuer, c, signer, metadata)]);
-  return { metadata, credential, sdJwt };
+  return { metadata, credential, sdJwt, vcSignature: jwsSignatureOf(credential), sdSignature: jwsSignatureOf(sdJwt.slice(0, sdJwt.indexOf('~'))) };
+}
+
+/** The signature segment of a compact JWS (or of its stored form, without the header). */
+export function jwsSignatureOf(jws: string): string {
+  return jws.slice(jws.lastIndexOf('.') + 1);
 }
 
 /** Both signed forms of a stored licence, their protected headers put back. */
@@ -249,10 +255,10 @@ type LicenceInsert = typeof licences.$inferInsert;
 
 const INSERT_LICENCES = new Statement<{ identifier: string; type_code: string; holder_code: string; number: string }>(
   'hub_licence_insert',
-  `insert into licences (identifier, type_code, issuer_code, issuer_name, serial, version, number, holder_name, holder_code, holder_code_type, issued_at, valid_from, valid_until, status, face, metadata, credential, sd_jwt, signer_kid, status_list, status_index)
+  `insert into licences (identifier, type_code, issuer_code, issuer_name, serial, version, number, holder_name, holder_code, holder_code_type, issued_at, valid_from, valid_until, status, face, metadata, credential, sd_jwt, signer_kid, status_list, status_index, vc_signature, sd_signature)
    select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
                         $12::date[], $13::date[], $14::text[], string_to_array($15::text, chr(30))::jsonb[], string_to_array($16::text, chr(30))::jsonb[],
-                        string_to_array($17::text, chr(30)), string_to_array($18::text, chr(30)), $19::text[], $20::int[], $21::int[])
+                        string_to_array($17::text, chr(30)), string_to_array($18::text, chr(30)), $19::text[], $20::int[], $21::int[], $22::text[], $23::text[])
    on conflict (type_code, issuer_code, number, version) do nothing
    returning identifier, type_code, holder_code, number`,
 );
@@ -288,6 +294,8 @@ async function insertLicenceRows(tx: Db, values: LicenceInsert[]): Promise<{ ide
     col((r) => r.signerKid),
     col((r) => r.statusList),
     col((r) => r.statusIndex),
+    col((r) => r.vcSignature),
+    col((r) => r.sdSignature),
   ]);
 }
 

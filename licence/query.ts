@@ -1,9 +1,10 @@
-import { and, desc, eq, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, ne } from 'drizzle-orm';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import type { ReadLimiter } from '../basedata/rate-limit.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
+import { holderAuthorisedView, LICENCE_ITEMS, missingForAllClaims, type LicenceView } from './disclosure.ts';
 import { licenceNotFound } from './errors.ts';
 import { findAuthorisation } from './holder.ts';
 import type { LicenceRow } from './issue.ts';
@@ -18,7 +19,39 @@ export interface LicenceReadPorts extends PurposePorts {
 type Ctx = HubContext & LicenceReadPorts;
 
 /** The 信息项 of the licence base resource a Licence field falls under. */
-export const LICENCE_RESOURCE_FIELDS = ['identifier', 'typeCode', 'number', 'holderName', 'holderCode', 'issuerName', 'validUntil', 'status', 'face'] as const;
+export const LICENCE_RESOURCE_FIELDS = LICENCE_ITEMS;
+
+/**
+ * The 信息项 each field of Licence shows: what selecting it needs a grant for. The all-claims credential carries them
+ * all; an SD-JWT presentation and the metadata carry what the grant covers (and nothing else), so they need no more
+ * than the licence's identity. A field not named here needs its identity too.
+ */
+const FIELD_ITEMS: Record<string, readonly string[]> = {
+  __typename: [],
+  typeCode: ['typeCode'],
+  name: ['typeCode'],
+  number: ['number'],
+  holderName: ['holderName'],
+  holderCode: ['holderCode'],
+  holderCodeType: ['holderCode'],
+  issuerName: ['issuerName'],
+  issuerCode: ['issuerName'],
+  validFrom: ['validUntil'],
+  validUntil: ['validUntil'],
+  status: ['status'],
+  statusReason: ['status'],
+  face: ['face'],
+  objections: ['face'],
+  underObjection: ['face'],
+  credential: LICENCE_ITEMS,
+};
+
+/** The 信息项 a selection of Licence fields needs (through fragments and aliases alike), identifier first. */
+export function licenceItemsOf(fields: Iterable<string>): string[] {
+  const items = new Set<string>(['identifier']);
+  for (const f of fields) for (const i of FIELD_ITEMS[f] ?? ['identifier']) items.add(i);
+  return LICENCE_ITEMS.filter((i) => items.has(i));
+}
 
 function holderCodeProblem(code: string): HubError | null {
   if (!idNumberProblem(code) || !usccProblem(code)) return null;
@@ -33,7 +66,7 @@ function holderCodeProblem(code: string): HubError | null {
  * item; every refusal and read is in the audit log before anything leaves, and every licence returned is recorded
  * as used (用证记录: who, which licence, which item and case).
  */
-export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[] }): Promise<LicenceRow[]> {
+export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[]; allClaims?: boolean }): Promise<{ rows: LicenceRow[]; view: LicenceView }> {
   const holderCode = (req.holderCode ?? '').trim().toUpperCase();
   const read = new PurposeBoundRead(ctx, 'LICENCE_READ', req.purpose, [holderCode], { fields: req.fields });
   const refuse = (error: HubError) => read.refuse(error);
@@ -46,13 +79,28 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', 'no published LICENCE resource', { missing: { resource: null, fields: req.fields, itemCode } }));
   const typeCode = req.typeCode ? req.typeCode.trim().toUpperCase() : null;
   let authorisation: string | null = null;
+  let view: LicenceView;
+  let types: Set<string> | null = null;
   try {
-    await ctx.grants.check(principal, resourceCode!, req.fields, itemCode);
+    const decision = await ctx.grants.check(principal, resourceCode!, req.fields, itemCode, Date.now(), typeCode);
+    view = { granted: decision.granted, unmasked: decision.unmaskedFields, sensitive: new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
+    types = decision.licenceTypes;
   } catch (error) {
     // 授权用证: the holder's own authorisation of this client, item (and case, type) stands in for a grant
     const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
     if (!a) return refuse(error as HubError);
     authorisation = a.id;
+    view = holderAuthorisedView();
+    if (a.typeCode) types = new Set([a.typeCode]);
+  }
+  // the all-claims credential carries every 信息项 whole: only for a grant that lets all of them leave unmasked
+  const notWhole = req.allClaims ? missingForAllClaims(view) : [];
+  if (notWhole.length) {
+    return refuse(
+      new HubError('GRANT_MISSING', `the all-claims credential carries ${notWhole.join(', ')}, which your grant does not let leave whole; select sdJwt for a presentation of what it covers`, {
+        missing: { resource: resourceCode, fields: notWhole, itemCode, unmasked: true },
+      }),
+    );
   }
   try {
     await ctx.limiter.consume(principal.clientId, 1);
@@ -62,11 +110,11 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
   const found = await ctx.db
     .select()
     .from(licences)
-    .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(typeCode ? [eq(licences.typeCode, typeCode)] : [])))
+    .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(typeCode ? [eq(licences.typeCode, typeCode)] : types ? [inArray(licences.typeCode, [...types, ''])] : [])))
     .orderBy(desc(licences.issuedAt))
     .limit(200);
   const seq = await ctx.audit.append(
-    read.record(holderCode, { resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, authorisation, identifiers: found.map((f) => f.identifier) } }),
+    read.record(holderCode, { resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, licenceTypes: types ? [...types].sort() : null, authorisation, identifiers: found.map((f) => f.identifier) } }),
   );
   ctx.auditIds.push(String(seq));
   if (found.length) {
@@ -74,7 +122,7 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
       found.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
     );
   }
-  return found;
+  return { rows: found, view };
 }
 
 /** The approval system's notices: licences it used that were later suspended or revoked. */

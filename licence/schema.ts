@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, date, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, date, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, updatedAt } from '../db/columns.ts';
 
 export const HOLDER_KINDS = ['PERSON', 'LEGAL_PERSON'] as const;
@@ -33,6 +33,8 @@ export const licenceTypes = pgTable(
     faceFields: jsonb('face_fields').$type<FaceField[]>().notNull(),
     /** default validity in years from validFrom; null = no expiry (长期有效) unless the issuer gives validUntil */
     validityYears: integer('validity_years'),
+    /** 证照编号 is a personal identifier (the 居民身份证's is the 公民身份号码): masked and selectively disclosed as the holder's code is */
+    numberIsPersonalId: boolean('number_is_personal_id').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -136,6 +138,12 @@ export const licences = pgTable(
     credential: text('credential').notNull(),
     /** the SD-JWT VC with all disclosures, without its protected header, likewise */
     sdJwt: text('sd_jwt').notNull(),
+    /**
+     * The signature of each form as issued (migration 0019): a verification compares the presented one with it, so only
+     * the content the hub issued verifies, whoever holds the key.
+     */
+    vcSignature: text('vc_signature').notNull(),
+    sdSignature: text('sd_signature').notNull(),
     signerKid: text('signer_kid')
       .notNull()
       .references(() => licenceSigners.kid),

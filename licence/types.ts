@@ -28,6 +28,8 @@ export interface LicenceTypeInput {
   validityYears?: number | null;
   /** face fields that may be left out (all others are required) */
   optionalFields?: string[] | null;
+  /** 证照编号 is a personal identifier (the 居民身份证's is the 公民身份号码) */
+  numberIsPersonalId?: boolean | null;
 }
 
 const DATA_TYPES = new Set(['C', 'D', 'N', 'Y', 'I', 'L', 'M']);
@@ -70,13 +72,16 @@ export async function registerLicenceType(ctx: HubContext, input: LicenceTypeInp
   return ctx.db.transaction(async (tx) => {
     let row: LicenceType;
     try {
-      [row] = (await tx.insert(licenceTypes).values({ code, name, definingDepartment, holderKind: input.holderKind, issuers, faceFields, validityYears: input.validityYears ?? null }).returning()) as [LicenceType];
+      [row] = (await tx
+        .insert(licenceTypes)
+        .values({ code, name, definingDepartment, holderKind: input.holderKind, issuers, faceFields, validityYears: input.validityYears ?? null, numberIsPersonalId: Boolean(input.numberIsPersonalId) })
+        .returning()) as [LicenceType];
     } catch (error) {
       if (isUniqueViolation(error)) throw new HubError('CONFLICT', `licence type ${code} is already registered`, {}, { cause: error });
       throw error;
     }
     await appendInTransaction(tx, [
-      { clientId: ctx.principal.clientId, department: ctx.principal.department, operation: 'LICENCE_TYPE_REGISTER', resourceCode: code, outcome: 'DONE', requestId: ctx.requestId, details: { name, issuers, holderKind: input.holderKind, validityYears: input.validityYears ?? null } },
+      { clientId: ctx.principal.clientId, department: ctx.principal.department, operation: 'LICENCE_TYPE_REGISTER', resourceCode: code, outcome: 'DONE', requestId: ctx.requestId, details: { name, issuers, holderKind: input.holderKind, validityYears: input.validityYears ?? null, numberIsPersonalId: Boolean(input.numberIsPersonalId) } },
     ]);
     return row;
   });

@@ -11,7 +11,11 @@ import type { LicenceStatus } from './schema.ts';
 export const VERIFICATION_REASONS = ['SIGNATURE', 'CHAIN', 'CERT_NOT_VALID_AT_ISSUANCE', 'REVOKED', 'SUSPENDED', 'SUPERSEDED', 'EXPIRED', 'NOT_YET_VALID', 'CHECK_DIGIT', 'DISCLOSURE', 'MALFORMED'] as const;
 export type VerificationReason = (typeof VERIFICATION_REASONS)[number];
 
-/** The licence as the verifier found it on record: what its verdict rests on (the GraphQL field loads the rest). */
+/**
+ * The licence a verification speaks of: its record's state, and what the presented credential itself verifiably says
+ * (the holder, the face: for an SD-JWT VC only the disclosed claims). Made only for a credential whose signature, chain
+ * and content check; an invalid one speaks of nothing.
+ */
 export interface VerifiedLicence {
   identifier: string;
   version: number;
@@ -25,6 +29,13 @@ export interface VerifiedLicence {
   validUntil: string | null;
   status: LicenceStatus;
   signerKid: string;
+  /** what the verified credential states in clear: a VC's credentialSubject, an SD-JWT VC's payload */
+  claims: Record<string, unknown>;
+  /** an SD-JWT VC's disclosed claims (name → value); null for a VC-JOSE credential, which states them all */
+  disclosed: Record<string, unknown> | null;
+  /** the presented text, and which form it is */
+  presented: string;
+  format: 'vc+jwt' | 'dc+sd-jwt';
 }
 
 export interface LicenceVerification {
@@ -36,6 +47,8 @@ export interface LicenceVerification {
   format: 'vc+jwt' | 'dc+sd-jwt' | null;
   /** the disclosed claims of an SD-JWT VC (name → value), when they check */
   disclosed?: Record<string, unknown>;
+  /** the holder of the licence on record, for the audit entry of an authenticated verification; never answered */
+  holderOnRecord?: string;
 }
 
 /** The columns a verdict needs; the rest of `licence` comes from the verified credential itself. */
@@ -48,6 +61,9 @@ type RecordRow = {
   signer_kid: string;
   revoked_ms: number | null;
   fingerprint: string;
+  vc_signature: string;
+  sd_signature: string;
+  holder_code: string;
 };
 
 /** Today in Beijing, recomputed at most once a second (licence dates are Beijing dates). */
@@ -88,14 +104,26 @@ function malformed(format: LicenceVerification['format'] = null): LicenceVerific
 const VERDICT = new Statement<{ r: string }>(
   'hub_licence_verdict',
   `select json_build_array(l.identifier, (extract(epoch from l.issued_at) * 1000)::float8, l.valid_from::text, l.valid_until::text,
-          l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8, s.fingerprint)::text as r
+          l.status, l.signer_kid, (extract(epoch from s.revoked_at) * 1000)::float8, s.fingerprint, l.vc_signature, l.sd_signature, l.holder_code)::text as r
    from licences l join licence_signers s on s.kid = l.signer_kid
    where l.identifier = any($1::text[])`,
 );
 
 function recordRow(text: string): RecordRow {
-  const [identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint] = JSON.parse(text) as [string, number, string, string | null, LicenceStatus, string, number | null, string];
-  return { identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint };
+  const [identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint, vc_signature, sd_signature, holder_code] = JSON.parse(text) as [
+    string,
+    number,
+    string,
+    string | null,
+    LicenceStatus,
+    string,
+    number | null,
+    string,
+    string,
+    string,
+    string,
+  ];
+  return { identifier, issued_ms, valid_from, valid_until, status, signer_kid, revoked_ms, fingerprint, vc_signature, sd_signature, holder_code };
 }
 
 /**
@@ -222,6 +250,9 @@ export class LicenceVerifier {
     } else {
       status = effectiveStatus({ status: record.status, validUntil: record.valid_until }, today);
       if (record.signer_kid !== header.kid) reasons.add('SIGNATURE');
+      // the content the hub issued, not only some content its key signed: a stolen key re-signing an altered payload
+      // for an existing identifier makes another signature (compared once the signature itself holds)
+      else if (chain.ok && !reasons.has('SIGNATURE') && compact.slice(compact.lastIndexOf('.') + 1) !== (sd ? record.sd_signature : record.vc_signature)) reasons.add('SIGNATURE');
       if (chain.ok) {
         if (chain.fingerprint !== record.fingerprint) reasons.add('CHAIN');
         const issued = record.issued_ms;
@@ -234,14 +265,17 @@ export class LicenceVerifier {
       else if (status === 'EXPIRED') reasons.add('EXPIRED');
       if (record.valid_from > today) reasons.add('NOT_YET_VALID');
     }
+    // what the credential says is spoken of only when it is verifiably the hub's: signature, chain, content, disclosures
+    const authentic = record && !reasons.has('SIGNATURE') && !reasons.has('CHAIN') && !reasons.has('DISCLOSURE') && !reasons.has('CHECK_DIGIT');
     const verdict: LicenceVerification = {
       valid: reasons.size === 0,
-      status,
+      status: authentic ? status : null,
       reasons: reasons.size === 0 ? [] : VERIFICATION_REASONS.filter((r) => reasons.has(r)),
-      licence: record ? recordView(identifier, parts, record, subject as Record<string, unknown>) : null,
+      licence: authentic ? { ...recordView(identifier, parts, record, subject as Record<string, unknown>), claims: subject as Record<string, unknown>, disclosed: sd ? (disclosed ?? {}) : null, presented: text, format } : null,
       format,
     };
-    if (disclosed) verdict.disclosed = disclosed;
+    if (disclosed && authentic) verdict.disclosed = disclosed;
+    if (authentic) verdict.holderOnRecord = record.holder_code;
     return verdict;
   }
 
@@ -264,7 +298,7 @@ export class LicenceVerifier {
 }
 
 /** The licence a verdict is about: its record's state, and its identity as the (verified) credential states it. */
-function recordView(identifier: string, parts: LicenceIdentifierParts, r: RecordRow, claims: Record<string, unknown>): VerifiedLicence {
+function recordView(identifier: string, parts: LicenceIdentifierParts, r: RecordRow, claims: Record<string, unknown>): Omit<VerifiedLicence, 'claims' | 'disclosed' | 'presented' | 'format'> {
   return {
     identifier,
     version: parts.version,

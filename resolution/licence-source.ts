@@ -10,7 +10,7 @@ export const licenceStore = (pki: LicencePki): LicenceSource => ({
   async candidates(db, holderCode, typeCodes) {
     if (typeCodes.length === 0) return [];
     const found = await db
-      .select({ l: licences, typeName: licenceTypes.name })
+      .select({ l: licences, typeName: licenceTypes.name, faceFields: licenceTypes.faceFields, numberIsPersonalId: licenceTypes.numberIsPersonalId })
       .from(licences)
       .innerJoin(licenceTypes, eq(licenceTypes.code, licences.typeCode))
       .where(and(eq(licences.holderCode, holderCode), inArray(licences.typeCode, [...typeCodes])))
@@ -21,7 +21,7 @@ export const licenceStore = (pki: LicencePki): LicenceSource => ({
       .from(licenceObjections)
       .where(and(inArray(licenceObjections.identifier, found.map((f) => f.l.identifier)), eq(licenceObjections.status, 'PENDING')));
     const underObjection = new Set(disputed.map((d) => d.identifier));
-    return Promise.all(found.map(async ({ l, typeName }) => ({
+    return Promise.all(found.map(async ({ l, typeName, faceFields, numberIsPersonalId }) => ({
       identifier: l.identifier,
       typeCode: l.typeCode,
       typeName,
@@ -34,7 +34,8 @@ export const licenceStore = (pki: LicencePki): LicenceSource => ({
       validFrom: l.validFrom,
       validUntil: l.validUntil,
       underObjection: underObjection.has(l.identifier),
-      credential: (await signedFormsOf(pki, l)).credential,
+      ...(await signedFormsOf(pki, l)),
+      type: { faceFields, numberIsPersonalId },
     })));
   },
   async authorised(db, q) {

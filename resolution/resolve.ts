@@ -15,6 +15,8 @@ import type { GrantDecision } from '../directory/access.ts';
 import { addWorkingDays } from '../directory/calendar.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import { getBundle, getServiceItem, materialsOf, type Material, type ServiceItem } from '../directory/items.ts';
+import { holderAuthorisedView, missingForAllClaims, numberFor, presentationFor, type LicenceView } from '../licence/disclosure.ts';
+import type { LicenceType } from '../licence/types.ts';
 import type { MaterialSource } from '../directory/schema.ts';
 import { materialResolutions } from './schema.ts';
 
@@ -71,8 +73,11 @@ export interface LicenceCandidate {
   validUntil: string | null;
   /** 异议: a field of it is under objection */
   underObjection: boolean;
-  /** the signed W3C VC (JOSE) */
+  /** the signed W3C VC (JOSE) and SD-JWT VC, as issued */
   credential: string;
+  sdJwt: string;
+  /** the type's face fields (which are sensitive) and whether its number is a personal identifier */
+  type: Pick<LicenceType, 'faceFields' | 'numberIsPersonalId'>;
 }
 
 /** What the resolution needs of the licence store (licence/ implements it; the resolution never writes licences). */
@@ -189,17 +194,23 @@ function applicantRecords(ctx: Ctx, used: Used, kind: BaseRecordKind, code: stri
 }
 
 /** A grant check for every item that needs the material: the data serves each of them. */
-async function grantFor(ctx: Ctx, p: ClientPrincipal, resourceCode: string, fields: string[], itemCodes: string[]): Promise<{ decision: GrantDecision } | { error: HubError }> {
-  let decision: GrantDecision | undefined;
+async function grantFor(ctx: Ctx, p: ClientPrincipal, resourceCode: string, fields: string[], itemCodes: string[], licenceType?: string): Promise<{ decision: GrantDecision; decisions: GrantDecision[] } | { error: HubError }> {
+  const decisions: GrantDecision[] = [];
   for (const itemCode of itemCodes) {
     try {
-      decision = await ctx.grants.check(p, resourceCode, fields, itemCode);
+      decisions.push(await ctx.grants.check(p, resourceCode, fields, itemCode, Date.now(), licenceType));
     } catch (error) {
       if (error instanceof HubError && error.code === 'GRANT_MISSING') return { error };
       throw error;
     }
   }
-  return { decision: decision! };
+  return { decision: decisions.at(-1)!, decisions };
+}
+
+/** What grants for every item of a bundle let leave, and how: what all of them allow (their intersection). */
+function viewOf(decisions: GrantDecision[]): LicenceView {
+  const all = (pick: (d: GrantDecision) => Set<string>) => new Set([...pick(decisions[0]!)].filter((f) => decisions.every((d) => pick(d).has(f))));
+  return { granted: all((d) => d.granted), unmasked: all((d) => d.unmaskedFields), sensitive: new Set(decisions[0]!.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
 }
 
 async function tryLicence(
@@ -214,14 +225,18 @@ async function tryLicence(
 ): Promise<{ evidence: Record<string, unknown> } | { rejected: Rejection[] }> {
   const typeCode = source.licenceTypeCode;
   const licenceResource = await ctx.grants.baseResourceCode('LICENCE');
-  let allowed = false;
-  if (licenceResource) allowed = 'decision' in (await grantFor(ctx, p, licenceResource, LICENCE_USE_FIELDS, itemCodes));
-  if (!allowed) {
+  // 调用权限: a grant on the licence resource for this 证照类型 and every item, or the holder's authorisation
+  let view: LicenceView | null = null;
+  if (licenceResource) {
+    const granted = await grantFor(ctx, p, licenceResource, LICENCE_USE_FIELDS, itemCodes, typeCode);
+    if ('decisions' in granted) view = viewOf(granted.decisions);
+  }
+  if (!view) {
     const authorised = await Promise.all(itemCodes.map((itemCode) => ctx.licenceSource.authorised(ctx.db, { holderCode: applicant.code, clientId: p.clientId, itemCode, caseId: purpose.caseId ?? null, typeCode })));
-    allowed = authorised.every(Boolean);
+    if (authorised.every(Boolean)) view = holderAuthorisedView();
   }
   // without a grant or the holder's authorisation, nothing about the holder's licences is told
-  if (!allowed) return { rejected: [{ source: 'LICENCE', reason: 'NO_GRANT', licenceTypeCode: typeCode, detail: `no grant on the licence resource for ${itemCodes.join(', ')}, and no 授权用证 by the holder` }] };
+  if (!view) return { rejected: [{ source: 'LICENCE', reason: 'NO_GRANT', licenceTypeCode: typeCode, detail: `no grant on the licence resource for ${itemCodes.join(', ')}, and no 授权用证 by the holder` }] };
   const candidates = await ctx.licenceSource.candidates(ctx.db, applicant.code, [typeCode]);
   if (candidates.length === 0) return { rejected: [{ source: 'LICENCE', reason: 'NO_RECORD', licenceTypeCode: typeCode, detail: `the applicant holds no licence of type ${typeCode}` }] };
   const rejected: Rejection[] = [];
@@ -241,14 +256,15 @@ async function tryLicence(
           identifier: l.identifier,
           typeCode: l.typeCode,
           name: l.typeName,
-          number: l.number,
+          number: numberFor(view, l.type, l.number),
           holderName: l.holderName,
           issuerName: l.issuerName,
           issuerCode: l.issuerCode,
           validFrom: l.validFrom,
           validUntil: l.validUntil,
           status: l.status,
-          credential: l.credential,
+          // the all-claims credential where every 信息项 may leave whole; else an SD-JWT presentation of what may
+          ...(missingForAllClaims(view).length === 0 ? { credential: l.credential } : { sdJwt: presentationFor(view, l.type, l.sdJwt) }),
         },
       };
     }

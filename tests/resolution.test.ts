@@ -155,11 +155,18 @@ describe.each(drivers())('免提交: resolving an application\'s materials (%s)'
     ]);
     const property = await licenceOf(PERSON, T.propertyCertificate);
     const idCard = await licenceOf(PERSON, T.idCard);
-    expect(material(res, 'M01').evidence).toMatchObject({ kind: 'LICENCE', identifier: property, typeCode: T.propertyCertificate, status: 'VALID', credential: expect.any(String) });
+    // the demo's grant covers every 信息项 but none unmasked: the evidence is an SD-JWT presentation of what it covers,
+    // not the all-claims credential
+    expect(material(res, 'M01').evidence).toMatchObject({ kind: 'LICENCE', identifier: property, typeCode: T.propertyCertificate, status: 'VALID', sdJwt: expect.any(String) });
+    expect(material(res, 'M01').evidence!.credential).toBeUndefined();
     expect(material(res, 'M02').evidence).toMatchObject({ kind: 'LICENCE', identifier: idCard });
-    // the credential handed over verifies on its own
-    const v = await ok<{ valid: boolean }>(`query($c: String!) { verifyLicence(credential: $c) { valid } }`, consumer, { c: material(res, 'M01').evidence!.credential });
+    // the 居民身份证's number is the ID number: masked in the evidence, and not in its presentation
+    expect(material(res, 'M02').evidence!.number).toBe(`${PERSON.slice(0, 6)}********${PERSON.slice(14)}`);
+    expect(String(material(res, 'M02').evidence!.sdJwt)).not.toContain(PERSON);
+    // the presentation handed over verifies on its own, and says only what it discloses
+    const v = await ok<{ valid: boolean; disclosed: Record<string, unknown> }>(`query($c: String!) { verifyLicence(credential: $c) { valid disclosed } }`, consumer, { c: material(res, 'M01').evidence!.sdJwt });
     expect(v.valid).toBe(true);
+    expect(Object.keys(v.disclosed)).not.toContain('CZZTDM');
     expect(material(res, 'M03').evidence).toMatchObject({ kind: 'DATA', fields: { maritalStatus: '已婚' }, provenance: { version: 1, sourceDepartment: POLICE } });
     expect(material(res, 'M03').rejected).toEqual([]); // the licence after it was not needed
     expect(reasons(material(res, 'M04'))).toEqual(['DATA:NOT_HELD']); // 社保: a department interface, not held in the hub

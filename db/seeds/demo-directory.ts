@@ -121,7 +121,7 @@ function resourceInputs(d: Departments): ResourceInput[] {
         f('issuerName', '颁发机构', 'C', 200),
         f('validUntil', '有效期截止日期', 'D'),
         f('status', '证照状态', 'C', 10),
-        f('face', '照面信息', 'M'),
+        f('face', '照面信息', 'M', null, true), // its sensitive fields (住址, 配偶身份证件号码 …) leave masked unless granted unmasked
       ],
     },
     {

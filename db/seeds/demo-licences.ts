@@ -17,7 +17,7 @@ export function demoLicenceTypes(d: Issuers): LicenceTypeInput[] {
   const body = (code: string) => code.slice(0, 18);
   return [
     {
-      code: T.idCard, name: '居民身份证', definingDepartment: body(T.idCard), holderKind: 'PERSON', issuers: [d.police], validityYears: 20,
+      code: T.idCard, name: '居民身份证', definingDepartment: body(T.idCard), holderKind: 'PERSON', issuers: [d.police], validityYears: 20, numberIsPersonalId: true,
       faceFields: [f('XM', '姓名', 'C', 50), f('XB', '性别', 'C', 2), f('MZ', '民族', 'C', 20), f('CSRQ', '出生日期', 'D'), f('ZZ', '住址', 'C', 200, true), f('GMSFHM', '公民身份号码', 'C', 18, true), f('QFJG', '签发机关', 'C', 100)],
     },
     {
