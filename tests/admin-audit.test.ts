@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -21,6 +20,7 @@ import { registerResource, publishResource } from '../directory/resources.ts';
 import { departmentWebhooks } from '../directory/schema.ts';
 import { createPgDatabase, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+import { runCli } from './helpers/cli.ts';
 
 const [POLICE, MARKET, , , DATA] = DEMO_DEPARTMENTS.map((d) => d.code);
 const log = createLogger({ level: 'silent' });
@@ -233,18 +233,7 @@ describe.each(drivers())('every administrative act is an audit entry, written wi
   });
 });
 
-/** `npx hub …` in a process of its own; `input` is written to its stdin. */
-function cli(args: string[], env: Record<string, string>, input = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['cli/bin.js', ...args], { env: { ...process.env, NODE_ENV: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const cli = runCli;
 
 describe.runIf(pgAvailable())('hub connectors approve and secret set (command line)', () => {
   let tdb: TestDatabase;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,25 +7,9 @@ import { makeUscc } from '../core/ids.ts';
 import { startSimulator } from '../connectors/simulators/index.ts';
 import { createPgDatabase, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+import { runCli } from './helpers/cli.ts';
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `npx hub …` as an operator runs it: the package bin, its own process, configured by the environment. */
-function hub(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['cli/bin.js', ...args], { env: { ...process.env, NODE_ENV: '', ...env } });
-    child.stdin.end(input ?? '');
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const hub = runCli;
 
 describe.runIf(pgAvailable())('the hub command line against PostgreSQL', () => {
   let tdb: TestDatabase;

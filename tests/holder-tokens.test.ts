@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { auditEntries } from '../audit/schema.ts';
 import { openDatabase, rows } from '../db/index.ts';
 import { asOwner, createPgDatabase, createTestDatabase, drivers, pgAvailable, type TestDatabase } from './helpers/db.ts';
 import { startTestHub, TEST_ISSUER, TEST_MASTER_KEY, type TestHub } from './helpers/hub.ts';
+import { runCli } from './helpers/cli.ts';
 
 const ME = '11010519491231002X';
 const MY_LOG = '{ myAccessLog { edges { node { caseId } } } }';
@@ -120,22 +120,7 @@ describe.each(drivers())('holder tokens the hub mints (%s)', (driver) => {
   });
 });
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['cli/bin.js', ...args], { env: { ...process.env, NODE_ENV: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 describe.runIf(pgAvailable())('hub holders token (command line)', () => {
   let tdb: TestDatabase;
