@@ -34,25 +34,28 @@ export interface AccessRequestInput {
  * 调用权限 per 证照类型 (seed 004): the licence types a request on the licence base resource asks for, checked, or when it
  * names none, the types its items' materials use as LICENCE sources. Null for any other resource.
  */
-async function licenceTypesAsked(db: Db, resource: Resource, asked: string[] | null | undefined, itemCodes: string[]): Promise<string[] | null> {
+async function licenceTypesAsked(db: Db, resource: Resource, asked: string[] | null | undefined, itemCodes: string[]): Promise<{ types: string[] | null; beyondMaterials: boolean }> {
   if (resource.baseKind !== 'LICENCE') {
     if (asked?.length) throw badInput('licenceTypes', `licenceTypes are asked only on the licence base resource; ${resource.code} is not it`);
-    return null;
+    return { types: null, beyondMaterials: false };
   }
+  const used = (
+    await rows<{ code: string }>(
+      db,
+      sql`select distinct s->>'licenceTypeCode' as code from materials m, jsonb_array_elements(m.sources) s
+          where m.item_code = any(${sql.param(itemCodes)}::text[]) and s->>'kind' = 'LICENCE' order by 1`,
+    )
+  ).map((r) => r.code);
   if (asked?.length) {
     const types = [...new Set(asked.map((t) => String(t).trim().toUpperCase()))];
     const known = new Set((await rows<{ code: string }>(db, sql`select code from licence_types where code = any(${sql.param(types)}::text[])`)).map((r) => r.code));
     const unknown = types.filter((t) => !known.has(t));
     if (unknown.length) throw badInput('licenceTypes', `unregistered licence types: ${unknown.join(', ')}`);
-    return types.sort();
+    // a type the items do not use as a material is not for the hub to open on its own: the provider decides
+    return { types: types.sort(), beyondMaterials: types.some((t) => !used.includes(t)) };
   }
-  const used = await rows<{ code: string }>(
-    db,
-    sql`select distinct s->>'licenceTypeCode' as code from materials m, jsonb_array_elements(m.sources) s
-        where m.item_code = any(${sql.param(itemCodes)}::text[]) and s->>'kind' = 'LICENCE' order by 1`,
-  );
   if (used.length === 0) throw badInput('licenceTypes', `the materials of ${itemCodes.join(', ')} use no licence: name the licence types you need (licenceTypes)`);
-  return used.map((r) => r.code);
+  return { types: used, beyondMaterials: false };
 }
 
 function parseFutureDate(value: string | null | undefined, field: string, now: Date): Date | null {
@@ -97,7 +100,7 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
   const purpose = input.purpose?.trim();
   if (!purpose) throw badInput('purpose', 'state the purpose (用途) of the request');
   const validUntil = parseFutureDate(input.validUntil, 'validUntil', now);
-  const licenceTypes = await licenceTypesAsked(ctx.db, resource, input.licenceTypes, itemCodes);
+  const { types: licenceTypes, beyondMaterials } = await licenceTypesAsked(ctx.db, resource, input.licenceTypes, itemCodes);
 
   const base = {
     resourceCode: resource.code,
@@ -118,7 +121,7 @@ export async function requestAccess(ctx: HubContext, input: AccessRequestInput, 
     let r: AccessRequest;
     if (resource.sharingType === 'NONE') {
       [r] = (await tx.insert(accessRequests).values(decided('REFUSED', `不予共享: ${resource.legalBasis}`)).returning()) as [AccessRequest];
-    } else if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0) {
+    } else if (resource.sharingType === 'UNCONDITIONAL' && fullFields.length === 0 && !beyondMaterials) {
       [r] = (await tx.insert(accessRequests).values(decided('APPROVED', '无条件共享')).returning()) as [AccessRequest];
       await createGrant(tx, { requestId: r.id, clientId: principal.clientId, resourceCode: resource.code, fields, unmaskedFields: [], itemCodes, licenceTypes, expiresAt: validUntil, grantedBy: 'hub' });
     } else {

@@ -22,9 +22,14 @@ export function holderAuthorisedView(): LicenceView {
 /** Whether a 信息项 may leave whole: granted, and unmasked where it is sensitive. */
 export const whole = (v: LicenceView, item: string) => v.granted.has(item) && (!v.sensitive.has(item) || v.unmasked.has(item));
 
-/** The 信息项 the all-claims credential (VC-JOSE: every face field, the holder, the number) needs whole and has not. */
-export function missingForAllClaims(v: LicenceView): string[] {
-  return LICENCE_ITEMS.filter((i) => !whole(v, i));
+/**
+ * The 信息项 the all-claims credential (VC-JOSE: every face field, the holder, the number) needs whole and has not. The
+ * face is whole only if none of the type's face fields is sensitive or the face is granted unmasked, whatever the
+ * resource says of `face` itself (a type unknown here counts as having sensitive fields).
+ */
+export function missingForAllClaims(v: LicenceView, type?: Pick<LicenceType, 'faceFields'>): string[] {
+  const faceSensitive = !type || type.faceFields.some((f) => f.sensitive);
+  return LICENCE_ITEMS.filter((i) => !whole(v, i) || (i === 'face' && faceSensitive && !v.unmasked.has('face')));
 }
 
 /** Whether the type's face field may be shown whole: the face granted, and the field not sensitive or the face unmasked. */
@@ -58,9 +63,18 @@ export function numberFor(v: LicenceView, type: Pick<LicenceType, 'numberIsPerso
   return type?.numberIsPersonalId && !whole(v, 'holderCode') ? String(maskText(number)) : number;
 }
 
+/** The GB/T 36903 claims of the licence's identity by the 信息项 each is. */
+const CLAIMS_OF_ITEM: [string, string[]][] = [
+  ['typeCode', ['ZZMC', 'ZZLXDM']],
+  ['issuerName', ['ZZBFJG', 'ZZBFJGDM']],
+  ['validUntil', ['ZZYXQQSRQ', 'ZZYXQJZRQ']],
+];
+
 /** The GB/T 36903 metadata as the view may see it: the holder's claims and a personal 证照编号 (and its 证照标识) likewise. */
 export function metadataFor(v: LicenceView, type: Pick<LicenceType, 'numberIsPersonalId'> | undefined, m: Record<string, unknown>, codeType: 'ID_NUMBER' | 'USCC'): Record<string, unknown> {
   const out: Record<string, unknown> = { ...m };
+  // each claim goes with the 信息项 it is: the type's name, the issuer, the validity
+  for (const [item, claims] of CLAIMS_OF_ITEM) if (!v.granted.has(item)) for (const c of claims) delete out[c];
   if (!v.granted.has('holderName')) delete out.CZZT;
   if (!v.granted.has('holderCode')) delete out.CZZTDM;
   else if (typeof out.CZZTDM === 'string') out.CZZTDM = holderCodeFor(v, out.CZZTDM, codeType);

@@ -305,7 +305,7 @@ export const resolvers = {
     credential: (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => {
       if ('presented' in l) return l.format === 'vc+jwt' ? l.presented : null;
       // readLicences refused it already unless every 信息项 may leave whole; a view that does not allow it gets none
-      if (l.view && missingForAllClaims(l.view).length) return null;
+      if (l.view && missingForAllClaims(l.view, l.type).length) return null;
       return storedText(ctx, l, 'credential');
     },
     sdJwt: async (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => {
@@ -338,9 +338,8 @@ export const resolvers = {
     licences: async (_: unknown, a: { holderCode: string; purpose: PurposeInput; typeCode?: string | null }, ctx: Ctx, info: GraphQLResolveInfo) => {
       // what was selected, through fragments and aliases: what the grant must cover, and what the audit entry records
       const selected = selectedFieldNames(info);
-      const { rows, view } = await readLicences(ctx, { holderCode: a.holderCode, purpose: a.purpose, typeCode: a.typeCode ?? null, fields: licenceItemsOf(selected), allClaims: selected.has('credential') });
-      const types = new Map(await Promise.all([...new Set(rows.map((r) => r.typeCode))].map(async (code) => [code, await getLicenceType(ctx.db, code)] as const)));
-      return rows.map((r) => ({ ...r, view, type: types.get(r.typeCode) }));
+      // each licence comes with the view of its own type's grants, and its type
+      return (await readLicences(ctx, { holderCode: a.holderCode, purpose: a.purpose, typeCode: a.typeCode ?? null, fields: licenceItemsOf(selected), allClaims: selected.has('credential') })).rows;
     },
     verifyLicence: async (_: unknown, a: { credential: string }, ctx: Ctx) => {
       const v = await ctx.licence.verifier.verify(a.credential);

@@ -9,6 +9,7 @@ import { licenceNotFound } from './errors.ts';
 import { findAuthorisation } from './holder.ts';
 import type { LicenceRow } from './issue.ts';
 import { licences, licenceUses, licenceUseNotices } from './schema.ts';
+import { getLicenceType, type LicenceType } from './types.ts';
 
 export type { PurposeInput };
 
@@ -44,6 +45,9 @@ const FIELD_ITEMS: Record<string, readonly string[]> = {
   objections: ['face'],
   underObjection: ['face'],
   credential: LICENCE_ITEMS,
+  // the issuer-signed JWT of an SD-JWT VC states the licence's identity in clear: type, number (unless personal),
+  // issuer and validity; a presentation of it needs those, and discloses the rest as the grant allows
+  sdJwt: ['typeCode', 'number', 'issuerName', 'validUntil'],
 };
 
 /** The 信息项 a selection of Licence fields needs (through fragments and aliases alike), identifier first. */
@@ -66,7 +70,10 @@ function holderCodeProblem(code: string): HubError | null {
  * item; every refusal and read is in the audit log before anything leaves, and every licence returned is recorded
  * as used (用证记录: who, which licence, which item and case).
  */
-export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[]; allClaims?: boolean }): Promise<{ rows: LicenceRow[]; view: LicenceView }> {
+export async function readLicences(
+  ctx: Ctx,
+  req: { holderCode: string; purpose: PurposeInput; typeCode?: string | null; fields: string[]; allClaims?: boolean },
+): Promise<{ rows: (LicenceRow & { view: LicenceView; type: LicenceType | undefined })[] }> {
   const holderCode = (req.holderCode ?? '').trim().toUpperCase();
   const read = new PurposeBoundRead(ctx, 'LICENCE_READ', req.purpose, [holderCode], { fields: req.fields });
   const refuse = (error: HubError) => read.refuse(error);
@@ -79,50 +86,70 @@ export async function readLicences(ctx: Ctx, req: { holderCode: string; purpose:
   if (!resourceCode) await refuse(new HubError('GRANT_MISSING', 'no published LICENCE resource', { missing: { resource: null, fields: req.fields, itemCode } }));
   const typeCode = req.typeCode ? req.typeCode.trim().toUpperCase() : null;
   let authorisation: string | null = null;
-  let view: LicenceView;
-  let types: Set<string> | null = null;
+  // 调用权限 per 证照类型: each type is read with what the grants of that type allow, never with another type's
+  const views = new Map<string, LicenceView>();
+  let anyType: LicenceView | null = null;
   try {
     const decision = await ctx.grants.check(principal, resourceCode!, req.fields, itemCode, Date.now(), typeCode);
-    view = { granted: decision.granted, unmasked: decision.unmaskedFields, sensitive: new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
-    types = decision.licenceTypes;
+    for (const t of typeCode ? [typeCode] : decision.licenceTypes) {
+      try {
+        views.set(t, viewOf(await ctx.grants.check(principal, resourceCode!, req.fields, itemCode, Date.now(), t)));
+      } catch (error) {
+        // this type's grants do not cover what was selected: its licences are not read
+        if (!(error instanceof HubError && error.code === 'GRANT_MISSING')) throw error;
+      }
+    }
   } catch (error) {
     // 授权用证: the holder's own authorisation of this client, item (and case, type) stands in for a grant
     const a = error instanceof HubError && error.code === 'GRANT_MISSING' ? await findAuthorisation(ctx.db, { holderCode, clientId: principal.clientId, itemCode, caseId: req.purpose.caseId ?? null, typeCode }) : undefined;
     if (!a) return refuse(error as HubError);
     authorisation = a.id;
-    view = holderAuthorisedView();
-    if (a.typeCode) types = new Set([a.typeCode]);
-  }
-  // the all-claims credential carries every 信息项 whole: only for a grant that lets all of them leave unmasked
-  const notWhole = req.allClaims ? missingForAllClaims(view) : [];
-  if (notWhole.length) {
-    return refuse(
-      new HubError('GRANT_MISSING', `the all-claims credential carries ${notWhole.join(', ')}, which your grant does not let leave whole; select sdJwt for a presentation of what it covers`, {
-        missing: { resource: resourceCode, fields: notWhole, itemCode, unmasked: true },
-      }),
-    );
+    if (a.typeCode) views.set(a.typeCode, holderAuthorisedView());
+    else anyType = holderAuthorisedView();
   }
   try {
     await ctx.limiter.consume(principal.clientId, 1);
   } catch (error) {
     return refuse(error as HubError);
   }
+  const types = anyType ? null : [...views.keys()];
   const found = await ctx.db
     .select()
     .from(licences)
     .where(and(eq(licences.holderCode, holderCode), ne(licences.status, 'SUPERSEDED'), ...(typeCode ? [eq(licences.typeCode, typeCode)] : types ? [inArray(licences.typeCode, [...types, ''])] : [])))
     .orderBy(desc(licences.issuedAt))
     .limit(200);
+  const typeRows = new Map(await Promise.all([...new Set(found.map((r) => r.typeCode))].map(async (code) => [code, await getLicenceType(ctx.db, code)] as const)));
+  const shaped = found.flatMap((r) => {
+    const view = anyType ?? views.get(r.typeCode);
+    return view ? [{ ...r, view, type: typeRows.get(r.typeCode) }] : [];
+  });
+  // the all-claims credential carries every 信息项 and face field whole: only where the grant lets all of them leave
+  if (req.allClaims) {
+    const notWhole = [...new Set(shaped.flatMap((r) => missingForAllClaims(r.view, r.type)))];
+    if (notWhole.length) {
+      return refuse(
+        new HubError('GRANT_MISSING', `the all-claims credential carries ${notWhole.join(', ')}, which your grant does not let leave whole; select sdJwt for a presentation of what it covers`, {
+          missing: { resource: resourceCode, fields: notWhole, itemCode, unmasked: true },
+        }),
+      );
+    }
+  }
   const seq = await ctx.audit.append(
-    read.record(holderCode, { resourceCode, outcome: found.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, licenceTypes: types ? [...types].sort() : null, authorisation, identifiers: found.map((f) => f.identifier) } }),
+    read.record(holderCode, { resourceCode, outcome: shaped.length ? 'RETURNED' : 'NOT_FOUND', withholdBasis, details: { typeCode, licenceTypes: types ? types.sort() : null, authorisation, identifiers: shaped.map((f) => f.identifier) } }),
   );
   ctx.auditIds.push(String(seq));
-  if (found.length) {
+  if (shaped.length) {
     await ctx.db.insert(licenceUses).values(
-      found.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
+      shaped.map((f) => ({ identifier: f.identifier, holderCode, clientId: principal.clientId, department: principal.department, itemCode, caseId: req.purpose.caseId ?? null, operator: req.purpose.operator ?? null, auditSeq: seq })),
     );
   }
-  return { rows: found, view };
+  return { rows: shaped };
+}
+
+/** What one grant decision lets leave, and how. */
+export function viewOf(decision: { granted: Set<string>; unmaskedFields: Set<string>; resource: { fields: { code: string; sensitive?: boolean | null }[] } }): LicenceView {
+  return { granted: decision.granted, unmasked: decision.unmaskedFields, sensitive: new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
 }
 
 /** The approval system's notices: licences it used that were later suspended or revoked. */

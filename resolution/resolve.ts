@@ -242,12 +242,14 @@ async function tryLicence(
   const rejected: Rejection[] = [];
   for (const l of candidates) {
     const reject = (reason: RejectionReason, detail: string) => rejected.push({ source: 'LICENCE', reason, licenceTypeCode: typeCode, identifier: l.identifier, detail });
-    if (l.status === 'SUPERSEDED') reject('SUPERSEDED', `${l.typeName} ${l.number} was replaced by a newer version`);
-    else if (l.status === 'SUSPENDED') reject('SUSPENDED', `${l.typeName} ${l.number} is suspended (暂扣)`);
-    else if (l.status === 'REVOKED' || l.status === 'CANCELLED' || l.status === 'WITHDRAWN') reject(l.status, `${l.typeName} ${l.number} is ${l.status.toLowerCase()}`);
-    else if (l.status === 'EXPIRED' || (l.validUntil && l.validUntil < today)) reject('EXPIRED', `${l.typeName} ${l.number} expired on ${l.validUntil}`);
-    else if (l.validFrom > today) reject('NOT_YET_VALID', `${l.typeName} ${l.number} is valid from ${l.validFrom}`);
-    else if (l.underObjection) reject('UNDER_OBJECTION', `${l.typeName} ${l.number} has a field under objection (异议)`);
+    // as the view may see it (the 居民身份证's is the holder's ID number)
+    const number = numberFor(view, l.type, l.number);
+    if (l.status === 'SUPERSEDED') reject('SUPERSEDED', `${l.typeName} ${number} was replaced by a newer version`);
+    else if (l.status === 'SUSPENDED') reject('SUSPENDED', `${l.typeName} ${number} is suspended (暂扣)`);
+    else if (l.status === 'REVOKED' || l.status === 'CANCELLED' || l.status === 'WITHDRAWN') reject(l.status, `${l.typeName} ${number} is ${l.status.toLowerCase()}`);
+    else if (l.status === 'EXPIRED' || (l.validUntil && l.validUntil < today)) reject('EXPIRED', `${l.typeName} ${number} expired on ${l.validUntil}`);
+    else if (l.validFrom > today) reject('NOT_YET_VALID', `${l.typeName} ${number} is valid from ${l.validFrom}`);
+    else if (l.underObjection) reject('UNDER_OBJECTION', `${l.typeName} ${number} has a field under objection (异议)`);
     else {
       used.licences.push(l);
       return {
@@ -264,7 +266,7 @@ async function tryLicence(
           validUntil: l.validUntil,
           status: l.status,
           // the all-claims credential where every 信息项 may leave whole; else an SD-JWT presentation of what may
-          ...(missingForAllClaims(view).length === 0 ? { credential: l.credential } : { sdJwt: presentationFor(view, l.type, l.sdJwt) }),
+          ...(missingForAllClaims(view, l.type).length === 0 ? { credential: l.credential } : { sdJwt: presentationFor(view, l.type, l.sdJwt) }),
         },
       };
     }

@@ -180,6 +180,37 @@ describe.each(drivers())('a licence grant bounds what a caller sees (%s)', (driv
     expect(v.data!.verifyLicence).toMatchObject({ valid: true, licence: { holderCode: PERSON, face: { GMSFHM: PERSON } } });
   });
 
+  it('leaves a type beyond the items\' materials to the provider, and reads each type with its own grants alone', async () => {
+    // the 结婚证 is no material of 企业设立登记: asked for, it waits for the provider instead of opening at once
+    const { request } = await consumerWith(['identifier', 'typeCode', 'face'], [T.marriageCertificate]);
+    expect(request.status).toBe('PENDING');
+    // one client, two grants: the face for the ID card only, identity alone for the property certificate
+    const client = await hub.newClient(['consumer']);
+    const token = await hub.token(client);
+    for (const [fields, types] of [
+      [['identifier', 'typeCode', 'face'], [T.idCard]],
+      [['identifier', 'typeCode'], [T.propertyCertificate]],
+    ] as const) {
+      const r = await gql(token, `mutation($i: AccessRequestInput!) { requestAccess(input: $i) { status } }`, { i: { resourceCode: DEMO_RESOURCES.licence, fields, itemCodes: [SETUP], purpose: '核验', licenceTypes: types } });
+      expect(r.data!.requestAccess).toEqual({ status: 'APPROVED' });
+    }
+    const both = await gql(token, LICENCES('typeCode face'), { h: PERSON, p: purpose });
+    expect(both.errors).toBeUndefined();
+    expect((both.data!.licences as { typeCode: string }[]).map((l) => l.typeCode)).toEqual([T.idCard]);
+    const identities = await gql(token, LICENCES('typeCode'), { h: PERSON, p: purpose });
+    expect((identities.data!.licences as { typeCode: string }[]).map((l) => l.typeCode).sort()).toEqual([T.idCard, T.propertyCertificate].sort());
+  });
+
+  it("shows a licence's identity claims only as far as its grant goes", async () => {
+    // the SD-JWT's issuer JWT states the number, the issuer and the validity in clear: a presentation needs them granted
+    expect(errorOf(await gql(narrow, LICENCES('identifier sdJwt'), { h: PERSON, p: purpose }))).toMatchObject({ code: 'GRANT_MISSING', missing: { fields: expect.arrayContaining(['number', 'issuerName', 'validUntil']) } });
+    const r = await gql(narrow, LICENCES('typeCode metadata'), { h: PERSON, p: purpose });
+    for (const m of (r.data!.licences as { metadata: Record<string, unknown> }[]).map((l) => l.metadata)) {
+      for (const claim of ['ZZBH', 'ZZBFJG', 'ZZBFJGDM', 'ZZYXQQSRQ', 'ZZYXQJZRQ', 'CZZT', 'CZZTDM']) expect(m, claim).not.toHaveProperty(claim);
+      expect(m).toHaveProperty('ZZMC');
+    }
+  });
+
   it('keeps the ID number out of the ID card SD-JWT when it discloses nothing', async () => {
     const [row] = await rows<{ sd_jwt: string }>(tdb.database.db, sql`select sd_jwt from licences where type_code = ${T.idCard} and holder_code = ${PERSON}`);
     // the stored form lacks its protected header: its payload is the first segment

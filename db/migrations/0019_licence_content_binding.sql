@@ -27,3 +27,12 @@ UPDATE "grants" AS g SET "licence_types" = coalesce((
   SELECT array_agg(DISTINCT s->>'licenceTypeCode' ORDER BY s->>'licenceTypeCode') FROM "materials" m, jsonb_array_elements(m."sources") s
   WHERE m."item_code" = any(g."item_codes") AND s->>'kind' = 'LICENCE'), '{}')
 WHERE g."resource_code" IN (SELECT "code" FROM "resources" WHERE "base_kind" = 'LICENCE');
+--> statement-breakpoint
+-- The 居民身份证's number is the 公民身份号码: types of that name are marked (a type is otherwise marked at registration)
+UPDATE "licence_types" SET "number_is_personal_id" = true WHERE "name" = '居民身份证';--> statement-breakpoint
+-- The face of a licence holds sensitive fields (住址, 配偶身份证件号码 …): the licence base resource's 信息项 `face` is
+-- sensitive, so it can be asked unmasked (fullFields) and leaves masked otherwise
+UPDATE "resources" SET "fields" = (
+  SELECT jsonb_agg(CASE WHEN f->>'code' = 'face' THEN f || '{"sensitive": true}'::jsonb ELSE f END ORDER BY n)
+  FROM jsonb_array_elements("fields") WITH ORDINALITY AS e(f, n))
+WHERE "base_kind" = 'LICENCE' AND "fields" @> '[{"code": "face"}]'::jsonb;
