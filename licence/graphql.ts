@@ -1,5 +1,6 @@
 import { eq } from 'drizzle-orm';
 import type { GraphQLResolveInfo } from 'graphql';
+import { maskIdNumbers } from '../core/ids.ts';
 import { selectedFieldNames } from '../core/selection.ts';
 import { requireOwnDepartment, requireRole, type HubContext } from '../core/context.ts';
 import { HubError } from '../core/errors.ts';
@@ -314,7 +315,13 @@ export const resolvers = {
       // under a grant: a presentation disclosing what it covers, whole; it verifies as the issued one does
       return l.view ? presentationFor(l.view, l.type, text) : text;
     },
-    objections: (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => ('presented' in l ? [] : objectionsOf(ctx.db, l.identifier)),
+    objections: async (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => {
+      if ('presented' in l) return [];
+      const found = await objectionsOf(ctx.db, l.identifier);
+      // under a grant the holder's and the issuer's words are shown as the face is: ID numbers masked unless it is unmasked
+      if (!l.view || l.view.unmasked.has('face')) return found;
+      return found.map((o) => ({ ...o, reason: maskIdNumbers(o.reason), decisionReason: o.decisionReason === null ? null : maskIdNumbers(o.decisionReason) }));
+    },
     underObjection: async (l: LicenceLike | PresentedLicence, _: unknown, ctx: Ctx) => ('presented' in l ? false : (await objectionsOf(ctx.db, l.identifier)).some((o) => o.status === 'PENDING')),
   },
   LicenceObjection: { createdAt: (o: LicenceObjection) => o.createdAt.toISOString(), decidedAt: (o: LicenceObjection) => iso(o.decidedAt) },

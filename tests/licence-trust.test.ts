@@ -211,6 +211,17 @@ describe.each(drivers())('a licence grant bounds what a caller sees (%s)', (driv
     }
   });
 
+  it("shows a holder's objection to a grant without the face unmasked with its ID numbers masked", async () => {
+    const admin = await hub.token(readClientFile(path.join(dir, 'demo-admin.json')));
+    const holder = ((await gql(admin, `mutation($c: String!) { issueHolderToken(code: $c) { token } }`, { c: PERSON })).data!.issueHolderToken as { token: string }).token;
+    const [property] = ((await gql(faces, LICENCES('identifier typeCode'), { h: PERSON, p: purpose })).data!.licences as { identifier: string; typeCode: string }[]).filter((l) => l.typeCode === T.propertyCertificate);
+    const objected = await gql(holder, `mutation($id: String!) { objectToLicence(identifier: $id, field: "ZL", reason: "共有人 360426199101010071 未登记") { status } }`, { id: property!.identifier });
+    expect(objected.errors).toBeUndefined();
+    const r = await gql(faces, LICENCES('identifier typeCode face objections { reason }'), { h: PERSON, p: purpose });
+    const seen = (r.data!.licences as { typeCode: string; objections: { reason: string }[] }[]).find((l) => l.typeCode === T.propertyCertificate)!;
+    expect(seen.objections).toEqual([{ reason: '共有人 360426********0071 未登记' }]);
+  });
+
   it('keeps the ID number out of the ID card SD-JWT when it discloses nothing', async () => {
     const [row] = await rows<{ sd_jwt: string }>(tdb.database.db, sql`select sd_jwt from licences where type_code = ${T.idCard} and holder_code = ${PERSON}`);
     // the stored form lacks its protected header: its payload is the first segment
