@@ -183,7 +183,7 @@ async function runLocked(db: Db, connector: Connector, mode: 'INCREMENTAL' | 'FU
   let adapter: SourceAdapter | undefined;
   const mapping = connector.mapping as Mapping;
   try {
-    adapter = adapterFor(connector, { egress: sources.egress, secrets: new SecretReader(db, sources.masterKey, connector.departmentCode), importDir: sources.importDir, hubDatabase: await hubIdentity(db) });
+    adapter = adapterFor(connector, { egress: sources.egress, secrets: new SecretReader(db, sources.masterKey, connector.departmentCode), importDir: sources.importDir, hubDatabase: connector.adapter === 'sql' ? await hubIdentity(db) : null });
     const source = adapter;
     /** One page with retries and backoff; consecutive failures feed the circuit breaker. */
     const fetchPage = async (from: Cursor | null): Promise<SourcePage> => {

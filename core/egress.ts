@@ -21,7 +21,6 @@ export class EgressRefused extends Error {
 
 /** One entry of HUB_EGRESS_ALLOW: a host name, an IP address or a CIDR, each optionally with a port. */
 interface AllowEntry {
-  text: string;
   host?: string;
   /** an IP address or a CIDR, as request-filtering-agent's allowIPAddressList takes it */
   ip?: string;
@@ -54,14 +53,14 @@ function parseEntry(raw: string): AllowEntry {
     if (port !== undefined) throw new Error(`"${raw}": a CIDR takes no port`);
     try {
       const cidr = ipaddr.parseCIDR(rest);
-      return { text, ip: rest, cidr };
+      return { ip: rest, cidr };
     } catch {
       throw new Error(`"${raw}" is not a CIDR`);
     }
   }
-  if (net.isIP(rest)) return { text, ip: rest, ...(port !== undefined ? { port } : {}) };
+  if (net.isIP(rest)) return { ip: rest, ...(port !== undefined ? { port } : {}) };
   if (!HOST_NAME.test(rest)) throw new Error(`"${raw}" is neither a host name, an IP address nor a CIDR`);
-  return { text, host: rest, ...(port !== undefined ? { port } : {}) };
+  return { host: rest, ...(port !== undefined ? { port } : {}) };
 }
 
 /** What a request through the policy answers: status, headers and the whole body (bounded). */
@@ -151,10 +150,6 @@ export class EgressPolicy {
   addOwnPort(port: number): void {
     if (port > 0 && !this.own.ports.includes(port)) this.own.ports.push(port);
     this.agents.clear();
-  }
-
-  get allowed(): string[] {
-    return this.entries.map((e) => e.text);
   }
 
   /** The URL parsed and checked before any address is looked at: scheme, userinfo, the hub's own listeners. */

@@ -1,4 +1,6 @@
+import { maskValue } from '../basedata/query.ts';
 import { maskIdNumber } from '../core/ids.ts';
+import type { GrantDecision } from '../directory/access.ts';
 import type { LicenceType } from './types.ts';
 
 /** The 信息项 of the licence base resource (a Licence's fields fall under them). */
@@ -12,6 +14,12 @@ export interface LicenceView {
   granted: ReadonlySet<string>;
   unmasked: ReadonlySet<string>;
   sensitive: ReadonlySet<string>;
+}
+
+/** What grant decisions (one for each item of a bundle) let leave, and how: what all of them allow. */
+export function viewOf(...decisions: Pick<GrantDecision, 'granted' | 'unmaskedFields' | 'resource'>[]): LicenceView {
+  const all = (pick: (d: (typeof decisions)[number]) => Set<string>) => new Set([...pick(decisions[0]!)].filter((f) => decisions.every((d) => pick(d).has(f))));
+  return { granted: all((d) => d.granted), unmasked: all((d) => d.unmaskedFields), sensitive: new Set(decisions[0]!.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
 }
 
 export function holderAuthorisedView(): LicenceView {
@@ -39,17 +47,10 @@ function faceFieldWhole(v: LicenceView, type: Pick<LicenceType, 'faceFields'> | 
   return !sensitive || v.unmasked.has('face');
 }
 
-/** A value as a masked answer shows it: an ID number as 110105********002X, other text by its first characters. */
-export function maskText(value: unknown): unknown {
-  if (typeof value !== 'string') return value === null || value === undefined ? value : '****';
-  if (/^\d{17}[\dXx]$/.test(value)) return maskIdNumber(value);
-  return value.length <= 2 ? '*'.repeat(value.length) : `${value.slice(0, Math.min(6, Math.floor(value.length / 3)))}****`;
-}
-
 /** The face as the view may see it: its sensitive fields masked unless the face is granted unmasked. */
 export function faceFor(v: LicenceView, type: Pick<LicenceType, 'faceFields'> | undefined, face: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, value] of Object.entries(face)) out[k] = faceFieldWhole(v, type, k) ? value : maskText(value);
+  for (const [k, value] of Object.entries(face)) out[k] = faceFieldWhole(v, type, k) ? value : maskValue(k, value);
   return out;
 }
 
@@ -60,7 +61,7 @@ export function holderCodeFor(v: LicenceView, code: string, codeType: 'ID_NUMBER
 
 /** 证照编号 as the view may see it: where the type's number is a personal identifier (居民身份证), as the holder's code. */
 export function numberFor(v: LicenceView, type: Pick<LicenceType, 'numberIsPersonalId'> | undefined, number: string): string {
-  return type?.numberIsPersonalId && !whole(v, 'holderCode') ? String(maskText(number)) : number;
+  return type?.numberIsPersonalId && !whole(v, 'holderCode') ? String(maskValue('number', number)) : number;
 }
 
 /** The GB/T 36903 claims of the licence's identity by the 信息项 each is. */

@@ -4,7 +4,7 @@ import { HubError } from '../core/errors.ts';
 import { idNumberProblem, maskIdNumber, usccProblem } from '../core/ids.ts';
 import type { ReadLimiter } from '../basedata/rate-limit.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
-import { holderAuthorisedView, LICENCE_ITEMS, missingForAllClaims, type LicenceView } from './disclosure.ts';
+import { holderAuthorisedView, LICENCE_ITEMS, missingForAllClaims, viewOf, type LicenceView } from './disclosure.ts';
 import { licenceNotFound } from './errors.ts';
 import { findAuthorisation } from './holder.ts';
 import type { LicenceRow } from './issue.ts';
@@ -18,9 +18,6 @@ export interface LicenceReadPorts extends PurposePorts {
   limiter: ReadLimiter;
 }
 type Ctx = HubContext & LicenceReadPorts;
-
-/** The 信息项 of the licence base resource a Licence field falls under. */
-export const LICENCE_RESOURCE_FIELDS = LICENCE_ITEMS;
 
 /**
  * The 信息项 each field of Licence shows: what selecting it needs a grant for. The all-claims credential carries them
@@ -145,11 +142,6 @@ export async function readLicences(
     );
   }
   return { rows: shaped };
-}
-
-/** What one grant decision lets leave, and how. */
-export function viewOf(decision: { granted: Set<string>; unmaskedFields: Set<string>; resource: { fields: { code: string; sensitive?: boolean | null }[] } }): LicenceView {
-  return { granted: decision.granted, unmasked: decision.unmaskedFields, sensitive: new Set(decision.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
 }
 
 /** The approval system's notices: licences it used that were later suspended or revoked. */

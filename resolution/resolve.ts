@@ -15,7 +15,7 @@ import type { GrantDecision } from '../directory/access.ts';
 import { addWorkingDays } from '../directory/calendar.ts';
 import { PurposeBoundRead, type PurposeInput, type PurposePorts } from '../directory/purpose.ts';
 import { getBundle, getServiceItem, materialsOf, type Material, type ServiceItem } from '../directory/items.ts';
-import { holderAuthorisedView, missingForAllClaims, numberFor, presentationFor, type LicenceView } from '../licence/disclosure.ts';
+import { holderAuthorisedView, LICENCE_ITEMS, missingForAllClaims, numberFor, presentationFor, viewOf, type LicenceView } from '../licence/disclosure.ts';
 import type { LicenceType } from '../licence/types.ts';
 import type { MaterialSource } from '../directory/schema.ts';
 import { materialResolutions } from './schema.ts';
@@ -100,7 +100,7 @@ export interface ResolutionPorts extends PurposePorts {
 type Ctx = HubContext & ResolutionPorts;
 
 /** The 信息项 of the licence resource a caller needs to use a licence as a material (the credential carries them). */
-export const LICENCE_USE_FIELDS = ['identifier', 'typeCode', 'number', 'holderName', 'holderCode', 'issuerName', 'validUntil', 'status', 'face'];
+const LICENCE_USE_FIELDS: string[] = [...LICENCE_ITEMS];
 const CREDIT_FIELDS = ['blackList', 'redList', 'measures'];
 /** 绿色通道: a red-list measure that admits an application with any material missing (容缺), due later. */
 export const FAST_TRACK_MEASURE = 'JL-0101';
@@ -207,12 +207,6 @@ async function grantFor(ctx: Ctx, p: ClientPrincipal, resourceCode: string, fiel
   return { decision: decisions.at(-1)!, decisions };
 }
 
-/** What grants for every item of a bundle let leave, and how: what all of them allow (their intersection). */
-function viewOf(decisions: GrantDecision[]): LicenceView {
-  const all = (pick: (d: GrantDecision) => Set<string>) => new Set([...pick(decisions[0]!)].filter((f) => decisions.every((d) => pick(d).has(f))));
-  return { granted: all((d) => d.granted), unmasked: all((d) => d.unmaskedFields), sensitive: new Set(decisions[0]!.resource.fields.filter((f) => f.sensitive).map((f) => f.code)) };
-}
-
 async function tryLicence(
   ctx: Ctx,
   p: ClientPrincipal,
@@ -229,7 +223,7 @@ async function tryLicence(
   let view: LicenceView | null = null;
   if (licenceResource) {
     const granted = await grantFor(ctx, p, licenceResource, LICENCE_USE_FIELDS, itemCodes, typeCode);
-    if ('decisions' in granted) view = viewOf(granted.decisions);
+    if ('decisions' in granted) view = viewOf(...granted.decisions);
   }
   if (!view) {
     const authorised = await Promise.all(itemCodes.map((itemCode) => ctx.licenceSource.authorised(ctx.db, { holderCode: applicant.code, clientId: p.clientId, itemCode, caseId: purpose.caseId ?? null, typeCode })));
